@@ -1,0 +1,233 @@
+//! `ticketd held`: review, release or discard messages the pipeline held back.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::Subcommand;
+use serde::Serialize;
+use ticketd::ingest::IngestError;
+use ticketd::store::events::{self, Event};
+use ticketd::store::intake::{self, HeldMessage};
+use ticketd::store::{StoreError, now};
+
+use super::{Ctx, exit, fail, print_json, timestamp};
+
+#[derive(Debug, Subcommand)]
+pub enum HeldCommand {
+    /// List held messages that await a decision.
+    List {
+        /// Include released and discarded ones.
+        #[arg(long)]
+        all: bool,
+        /// Print a JSON array.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one held message: why it is held and what it says.
+    Show {
+        id: i64,
+        /// Print the raw message exactly as received.
+        #[arg(long)]
+        raw: bool,
+        /// Print a JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run a held message through the pipeline again (e.g. after unlocking its sender).
+    ///
+    /// Releasing approves an unknown sender and lifts the size limit; a locked
+    /// or deactivated contact, a missing role or automatic mail still hold it.
+    Release { id: i64 },
+    /// Drop a held message from the review list (its raw copy is kept).
+    Discard { id: i64 },
+}
+
+#[derive(Serialize)]
+struct HeldView<'a> {
+    id: i64,
+    reason_code: &'a str,
+    reason: &'a str,
+    sender: Option<&'a str>,
+    subject: Option<&'a str>,
+    created_at: String,
+    resolution: Option<&'a str>,
+    ticket: Option<i64>,
+    raw_sha256: &'a str,
+}
+
+impl<'a> From<&'a HeldMessage> for HeldView<'a> {
+    fn from(h: &'a HeldMessage) -> Self {
+        HeldView {
+            id: h.id,
+            reason_code: &h.reason_code,
+            reason: &h.reason,
+            sender: h.sender.as_deref(),
+            subject: h.subject.as_deref(),
+            created_at: timestamp(h.created_at),
+            resolution: h.resolution.as_deref(),
+            ticket: h.ticket_id,
+            raw_sha256: &h.raw_sha256,
+        }
+    }
+}
+
+pub async fn run(ctx: &Ctx, cmd: HeldCommand) -> ExitCode {
+    let store = match ctx.store().await {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    match cmd {
+        HeldCommand::List { all, json } => {
+            let list = async {
+                let mut conn = store.conn().await?;
+                intake::list_held(&mut conn, all).await
+            }
+            .await;
+            let list = match list {
+                Ok(l) => l,
+                Err(e) => return fail("cannot list held messages", &e),
+            };
+            if json {
+                let rows: Vec<HeldView> = list.iter().map(Into::into).collect();
+                return print_json(&rows);
+            }
+            if list.is_empty() {
+                println!("no held messages");
+            }
+            for h in &list {
+                println!(
+                    "#{:<5} {} {:<20} {:<32} {}",
+                    h.id,
+                    timestamp(h.created_at),
+                    h.reason_code,
+                    h.sender.as_deref().unwrap_or("(no sender)"),
+                    h.subject.as_deref().unwrap_or("")
+                );
+            }
+            ExitCode::SUCCESS
+        }
+        HeldCommand::Show { id, raw, json } => {
+            let loaded = async {
+                let mut conn = store.conn().await?;
+                let held = intake::held(&mut conn, id)
+                    .await?
+                    .ok_or_else(|| StoreError::NotFound(format!("no held message #{id}")))?;
+                let bytes = intake::raw_bytes(&mut conn, &held.raw_sha256)
+                    .await?
+                    .unwrap_or_default();
+                Ok::<_, StoreError>((held, bytes))
+            }
+            .await;
+            let (held, bytes) = match loaded {
+                Ok(v) => v,
+                Err(e) => return fail("cannot load the held message", &e),
+            };
+            if raw {
+                let mut out = std::io::stdout().lock();
+                return match out.write_all(&bytes).and_then(|_| out.flush()) {
+                    Ok(()) => ExitCode::SUCCESS,
+                    Err(e) => {
+                        eprintln!("ticketd: cannot write: {e}");
+                        ExitCode::FAILURE
+                    }
+                };
+            }
+            if json {
+                return print_json(&HeldView::from(&held));
+            }
+            println!("Held message #{}", held.id);
+            println!("Reason:   {} — {}", held.reason_code, held.reason);
+            println!(
+                "From:     {}",
+                held.sender.as_deref().unwrap_or("(no sender)")
+            );
+            println!("Subject:  {}", held.subject.as_deref().unwrap_or(""));
+            println!("Received: {}", timestamp(held.created_at));
+            if let Some(r) = &held.resolution {
+                println!(
+                    "Resolved: {r}{}",
+                    held.ticket_id
+                        .map(|t| format!(" into ticket #{t}"))
+                        .unwrap_or_default()
+                );
+            }
+            println!(
+                "Size:     {} bytes (ticketd held show {id} --raw prints it)",
+                bytes.len()
+            );
+            let preview = ticketd::mail::parse(&bytes);
+            println!(
+                "\n{}",
+                preview.visible_text.chars().take(2000).collect::<String>()
+            );
+            ExitCode::SUCCESS
+        }
+        HeldCommand::Release { id } => {
+            let pipeline = match super::pipeline(ctx, &store).await {
+                Ok(p) => p,
+                Err(code) => return code,
+            };
+            match pipeline.release(id).await {
+                Ok(report) => {
+                    match (report.outcome.as_str(), report.ticket) {
+                        ("held", _) => println!(
+                            "held message #{id} is still held: {}",
+                            report.reason.as_deref().unwrap_or("")
+                        ),
+                        (outcome, Some(t)) => {
+                            println!("held message #{id} released: {outcome} ticket #{t}")
+                        }
+                        (outcome, None) => println!("held message #{id} released: {outcome}"),
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(IngestError::Store(e)) => fail("cannot release the message", &e),
+                Err(IngestError::Invalid(msg)) => {
+                    eprintln!("ticketd: {msg}");
+                    ExitCode::FAILURE
+                }
+                Err(e) => {
+                    eprintln!("ticketd: cannot release the message: {e}");
+                    ExitCode::from(exit::SOFTWARE)
+                }
+            }
+        }
+        HeldCommand::Discard { id } => {
+            let result = async {
+                let mut tx = store.begin().await?;
+                let held = intake::held(&mut tx, id)
+                    .await?
+                    .ok_or_else(|| StoreError::NotFound(format!("no held message #{id}")))?;
+                if let Some(r) = held.resolution {
+                    return Err(StoreError::Conflict(format!(
+                        "held message #{id} was {r} already"
+                    )));
+                }
+                let t = now();
+                intake::resolve_held(&mut tx, id, "discarded", None, t).await?;
+                events::record(
+                    &mut tx,
+                    &Event {
+                        held_id: Some(id),
+                        actor: "operator",
+                        action: "message_discarded",
+                        old_value: Some(&held.reason_code),
+                        ..Event::default()
+                    },
+                    t,
+                )
+                .await?;
+                tx.commit().await?;
+                Ok::<_, StoreError>(())
+            }
+            .await;
+            match result {
+                Ok(()) => {
+                    println!("held message #{id} discarded");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail("cannot discard the message", &e),
+            }
+        }
+    }
+}

@@ -1,0 +1,314 @@
+//! Command-line interface: one module per command group.
+
+mod admin;
+mod held;
+mod ingest;
+mod outbox;
+mod parse;
+mod template;
+mod ticket;
+
+use std::io::{IsTerminal, Read};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use ticketd::config::{self, Settings};
+use ticketd::store::{Store, StoreError};
+
+/// Exit codes from sysexits.h, which MTAs (Postfix `pipe`, procmail) understand.
+pub mod exit {
+    /// Bad command-line usage (EX_USAGE).
+    pub const USAGE: u8 = 64;
+    /// The input is not an email message at all (EX_DATAERR).
+    pub const DATA_ERR: u8 = 65;
+    /// An input file cannot be read (EX_NOINPUT).
+    pub const NO_INPUT: u8 = 66;
+    /// An internal error (EX_SOFTWARE).
+    pub const SOFTWARE: u8 = 70;
+    /// The store is unavailable; try again later (EX_TEMPFAIL).
+    pub const TEMP_FAIL: u8 = 75;
+    /// The configuration is wrong (EX_CONFIG).
+    pub const CONFIG: u8 = 78;
+}
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "ticketd",
+    version,
+    about = "An email-driven helpdesk daemon: mail in, tickets out, notifications back",
+    long_about = "An email-driven helpdesk daemon: mail in, tickets out, notifications back.\n\n\
+        Every command reads the embedded defaults, then the file given with --config (or \
+        $TICKETD_CONFIG), then TICKETD__SECTION__KEY environment variables. \
+        `ticketd config check` shows the result."
+)]
+pub struct Cli {
+    /// Configuration file layered on the embedded defaults (else $TICKETD_CONFIG).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Log format on standard error.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon: read the configured IMAP mailboxes and Maildirs until stopped.
+    ///
+    /// Stops cleanly on SIGTERM or SIGINT. Under systemd (Type=notify) it reports
+    /// readiness and feeds the watchdog. Logs go to standard error; RUST_LOG filters.
+    Run,
+    /// Turn messages into tickets: each FILE (or standard input) is one message.
+    ///
+    /// Made for an MTA's pipe transport: exits 0 when every message was
+    /// recorded (a held message counts), 75 when the store is unavailable (so
+    /// the MTA retries), 65 for input that is not a message at all.
+    Ingest(ingest::IngestArgs),
+    /// Show what the pipeline sees in a message, storing nothing.
+    Parse(parse::ParseArgs),
+    /// List, show and change tickets.
+    #[command(subcommand)]
+    Ticket(ticket::TicketCommand),
+    /// Manage organizations.
+    #[command(subcommand)]
+    Org(admin::OrgCommand),
+    /// Manage contacts: customers who write in.
+    #[command(subcommand)]
+    Contact(admin::ContactCommand),
+    /// Manage agents: the people who answer.
+    #[command(subcommand)]
+    Agent(admin::AgentCommand),
+    /// Review messages held back (locked senders, unknown senders, automatic mail…).
+    #[command(subcommand)]
+    Held(held::HeldCommand),
+    /// Notifications waiting to go out, sent or failed.
+    #[command(subcommand)]
+    Outbox(outbox::OutboxCommand),
+    /// Preview notification templates.
+    #[command(subcommand)]
+    Template(template::TemplateCommand),
+    /// Create or upgrade the database schema.
+    Migrate,
+    /// Configuration commands.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Validate the configuration and print it as ticketd sees it (secrets masked).
+    Check,
+}
+
+/// Settings and the file they came from, shared by every command.
+pub struct Ctx {
+    pub settings: Arc<Settings>,
+}
+
+impl Ctx {
+    /// Opens (and migrates) the store, printing why when it cannot.
+    pub async fn store(&self) -> Result<Store, ExitCode> {
+        Store::open(&self.settings.store)
+            .await
+            .map_err(|e| store_failure("cannot open the store", &e))
+    }
+}
+
+/// Prints a store error and picks the exit code: 75 when retrying may help.
+pub fn store_failure(context: &str, e: &StoreError) -> ExitCode {
+    eprintln!("ticketd: {context}: {e}");
+    if e.is_transient() || matches!(e, StoreError::Setup(_) | StoreError::Migrate(_)) {
+        ExitCode::from(exit::TEMP_FAIL)
+    } else {
+        ExitCode::from(exit::SOFTWARE)
+    }
+}
+
+/// Opens the ingest pipeline (store, queues, templates), printing why when it cannot.
+pub async fn pipeline(ctx: &Ctx, store: &Store) -> Result<ticketd::ingest::Pipeline, ExitCode> {
+    use ticketd::ingest::IngestError;
+    ticketd::ingest::Pipeline::new(store.clone(), ctx.settings.clone())
+        .await
+        .map_err(|e| match e {
+            IngestError::Store(e) => store_failure("cannot prepare the pipeline", &e),
+            IngestError::Templates(e) => {
+                eprintln!("ticketd: {e}");
+                ExitCode::from(exit::CONFIG)
+            }
+            other => {
+                eprintln!("ticketd: cannot prepare the pipeline: {other}");
+                ExitCode::from(exit::SOFTWARE)
+            }
+        })
+}
+
+pub fn run(cli: Cli) -> ExitCode {
+    let default_level = if matches!(cli.command, Command::Run) {
+        "info"
+    } else {
+        "warn"
+    };
+    init_logging(cli.log_format, default_level);
+    // One TLS provider for the whole process (see DESIGN.md): ring.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let config_file = config::config_path(cli.config);
+    if let Command::Parse(args) = cli.command {
+        return parse::run(args, config_file.as_deref());
+    }
+    let settings = match load_settings(config_file.as_deref()) {
+        Ok(s) => Arc::new(s),
+        Err(code) => return code,
+    };
+    if let Command::Config(ConfigCommand::Check) = cli.command {
+        return config_check(&settings, config_file.as_deref());
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("ticketd: cannot start the async runtime: {e}");
+            return ExitCode::from(exit::SOFTWARE);
+        }
+    };
+    let ctx = Ctx { settings };
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Ingest(args) => ingest::run(&ctx, args).await,
+            Command::Ticket(cmd) => ticket::run(&ctx, cmd).await,
+            Command::Org(cmd) => admin::run_org(&ctx, cmd).await,
+            Command::Contact(cmd) => admin::run_contact(&ctx, cmd).await,
+            Command::Agent(cmd) => admin::run_agent(&ctx, cmd).await,
+            Command::Held(cmd) => held::run(&ctx, cmd).await,
+            Command::Outbox(cmd) => outbox::run(&ctx, cmd).await,
+            Command::Template(cmd) => template::run(&ctx, cmd).await,
+            Command::Migrate => migrate(&ctx).await,
+            Command::Run => match ticketd::daemon::run(ctx.settings.clone()).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("ticketd run: {e:#}");
+                    ExitCode::from(exit::SOFTWARE)
+                }
+            },
+            Command::Parse(_) | Command::Config(_) => ExitCode::SUCCESS,
+        }
+    })
+}
+
+/// Logs go to standard error: readable text (colored on a terminal) or JSON
+/// lines; `RUST_LOG` filters (default `default_level`).
+pub fn init_logging(format: LogFormat, default_level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .try_init(),
+        LogFormat::Text => builder
+            .with_ansi(std::io::stderr().is_terminal())
+            .try_init(),
+    };
+}
+
+fn config_check(settings: &Settings, file: Option<&Path>) -> ExitCode {
+    let templates =
+        match ticketd::notify::templates::Templates::load(settings.notify.templates_dir.as_deref())
+        {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!("ticketd: {e}");
+                return ExitCode::from(exit::CONFIG);
+            }
+        };
+    match file {
+        Some(path) => println!("# configuration: embedded defaults + {}", path.display()),
+        None => println!("# configuration: embedded defaults (no file given)"),
+    }
+    print!("{}", settings.to_masked_toml());
+    let languages: Vec<&str> = templates.languages().collect();
+    eprintln!(
+        "ticketd: configuration is valid; templates compiled ({})",
+        languages.join(", ")
+    );
+    ExitCode::SUCCESS
+}
+
+async fn migrate(ctx: &Ctx) -> ExitCode {
+    let store = match Store::connect(&ctx.settings.store).await {
+        Ok(s) => s,
+        Err(e) => return store_failure("cannot connect to the store", &e),
+    };
+    match store.migrate().await {
+        Ok(()) => {
+            println!(
+                "database schema is up to date ({})",
+                config::mask_url_password(&ctx.settings.store.url)
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => store_failure("migration failed", &e),
+    }
+}
+
+/// Loads the settings, printing a clear error when they are wrong.
+pub fn load_settings(file: Option<&Path>) -> Result<Settings, ExitCode> {
+    Settings::load(file).map_err(|e| {
+        eprintln!("ticketd: {e}");
+        ExitCode::from(exit::CONFIG)
+    })
+}
+
+/// Reads a whole message from a file, or from standard input for `-`.
+pub fn read_input(path: &Path) -> std::io::Result<Vec<u8>> {
+    if path.as_os_str() == "-" {
+        let mut buf = Vec::new();
+        std::io::stdin().read_to_end(&mut buf)?;
+        Ok(buf)
+    } else {
+        std::fs::read(path)
+            .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", path.display())))
+    }
+}
+
+/// Prints a value as pretty JSON on standard output.
+pub fn print_json<T: serde::Serialize>(value: &T) -> ExitCode {
+    match serde_json::to_string_pretty(value) {
+        Ok(json) => {
+            println!("{json}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("ticketd: cannot encode JSON: {e}");
+            ExitCode::from(exit::SOFTWARE)
+        }
+    }
+}
+
+pub use ticketd::store::rfc3339 as timestamp;
+
+/// Prints an error for a failed command and returns exit code 1 (or 75 when transient).
+pub fn fail(context: &str, e: &StoreError) -> ExitCode {
+    match e {
+        StoreError::NotFound(_) | StoreError::Conflict(_) => {
+            eprintln!("ticketd: {context}: {e}");
+            ExitCode::FAILURE
+        }
+        _ => store_failure(context, e),
+    }
+}

@@ -1,0 +1,131 @@
+//! `ticketd parse`: shows what the pipeline sees in one message.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+use serde::Serialize;
+use ticketd::mail::{self, Classification, Mailbox};
+
+#[derive(Debug, Args)]
+pub struct ParseArgs {
+    /// Print JSON instead of a readable summary.
+    #[arg(long)]
+    pub json: bool,
+    /// The message file (RFC 5322); `-` reads standard input.
+    pub file: PathBuf,
+}
+
+#[derive(Serialize)]
+struct AttachmentView<'a> {
+    filename: Option<&'a str>,
+    content_type: &'a str,
+    size: usize,
+    inline: bool,
+}
+
+#[derive(Serialize)]
+struct ParseView<'a> {
+    from: Option<&'a Mailbox>,
+    to: &'a [Mailbox],
+    cc: &'a [Mailbox],
+    subject: Option<&'a str>,
+    message_id: Option<&'a str>,
+    in_reply_to: Option<&'a str>,
+    references: &'a [String],
+    text: &'a str,
+    visible_text: &'a str,
+    html: Option<&'a str>,
+    attachments: Vec<AttachmentView<'a>>,
+    classification: Classification,
+}
+
+pub fn run(args: ParseArgs, config_file: Option<&std::path::Path>) -> ExitCode {
+    let raw = match super::read_input(&args.file) {
+        Ok(raw) => raw,
+        Err(e) => {
+            eprintln!("ticketd parse: {e}");
+            return ExitCode::from(super::exit::NO_INPUT);
+        }
+    };
+    if let Err(e) = mail::parse::check_is_message(&raw) {
+        eprintln!(
+            "ticketd parse: {}: not an email message: {e}",
+            args.file.display()
+        );
+        return ExitCode::from(super::exit::DATA_ERR);
+    }
+    let settings = match super::load_settings(config_file) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let parsed = mail::parse(&raw);
+    let classification = mail::classify::classify(&parsed, &settings.own_addresses());
+    let view = ParseView {
+        from: parsed.from.as_ref(),
+        to: &parsed.to,
+        cc: &parsed.cc,
+        subject: parsed.subject.as_deref(),
+        message_id: parsed.message_id.as_deref(),
+        in_reply_to: parsed.in_reply_to.first().map(String::as_str),
+        references: &parsed.references,
+        text: &parsed.text,
+        visible_text: &parsed.visible_text,
+        html: parsed.html.as_deref(),
+        attachments: parsed
+            .attachments
+            .iter()
+            .map(|a| AttachmentView {
+                filename: a.filename.as_deref(),
+                content_type: &a.content_type,
+                size: a.content.len(),
+                inline: a.inline,
+            })
+            .collect(),
+        classification,
+    };
+    if args.json {
+        match serde_json::to_string_pretty(&view) {
+            Ok(json) => println!("{json}"),
+            Err(e) => {
+                eprintln!("ticketd parse: cannot encode JSON: {e}");
+                return ExitCode::from(super::exit::SOFTWARE);
+            }
+        }
+    } else {
+        print_summary(&view);
+    }
+    ExitCode::SUCCESS
+}
+
+fn print_summary(v: &ParseView<'_>) {
+    let who = |m: &Mailbox| match &m.name {
+        Some(n) => format!("{n} <{}>", m.address),
+        None => m.address.clone(),
+    };
+    let list = |l: &[Mailbox]| l.iter().map(who).collect::<Vec<_>>().join(", ");
+    println!(
+        "From:           {}",
+        v.from.map(who).unwrap_or_else(|| "(none)".into())
+    );
+    println!("To:             {}", list(v.to));
+    if !v.cc.is_empty() {
+        println!("Cc:             {}", list(v.cc));
+    }
+    println!("Subject:        {}", v.subject.unwrap_or("(none)"));
+    println!("Message-ID:     {}", v.message_id.unwrap_or("(none)"));
+    if let Some(irt) = v.in_reply_to {
+        println!("In-Reply-To:    {irt}");
+    }
+    println!("Classification: {}", v.classification.as_str());
+    for a in &v.attachments {
+        println!(
+            "Attachment:     {} ({}, {} bytes{})",
+            a.filename.unwrap_or("(unnamed)"),
+            a.content_type,
+            a.size,
+            if a.inline { ", inline" } else { "" }
+        );
+    }
+    println!("\n--- visible reply ---\n{}", v.visible_text);
+}

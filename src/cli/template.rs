@@ -1,0 +1,83 @@
+//! `ticketd template`: preview a notification as a ticket's customer would get it.
+
+use std::process::ExitCode;
+
+use clap::Subcommand;
+use ticketd::notify::templates::EVENTS;
+use ticketd::notify::{Notifier, PreviewError};
+use ticketd::store::queues;
+
+use super::{Ctx, exit, fail};
+
+#[derive(Debug, Subcommand)]
+pub enum TemplateCommand {
+    /// Render one event's template for a ticket, without sending anything.
+    Render {
+        /// The event: ticket_received, agent_reply, status_changed, message_held, reminder,
+        /// agent_new_ticket or agent_customer_reply.
+        #[arg(value_parser = EVENTS)]
+        event: String,
+        /// The ticket whose data fills the template.
+        #[arg(long)]
+        ticket: i64,
+        /// Language (default: the requester's, the organization's, then notify.default_language).
+        #[arg(long)]
+        lang: Option<String>,
+        /// Print the HTML part instead of the text part.
+        #[arg(long)]
+        html: bool,
+    },
+}
+
+pub async fn run(ctx: &Ctx, cmd: TemplateCommand) -> ExitCode {
+    let TemplateCommand::Render {
+        event,
+        ticket,
+        lang,
+        html,
+    } = cmd;
+    let store = match ctx.store().await {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let mut conn = match store.conn().await {
+        Ok(c) => c,
+        Err(e) => return fail("cannot reach the store", &e),
+    };
+    let queues = match queues::sync(&mut conn, &ctx.settings.queues).await {
+        Ok(q) => q,
+        Err(e) => return fail("cannot load the queues", &e),
+    };
+    let notifier = match Notifier::new(ctx.settings.clone(), queues) {
+        Ok(n) => n,
+        Err(e) => {
+            eprintln!("ticketd: {e}");
+            return ExitCode::from(exit::CONFIG);
+        }
+    };
+    if let Some(l) = &lang
+        && !notifier.templates().languages().any(|known| known == l)
+    {
+        let known: Vec<&str> = notifier.templates().languages().collect();
+        eprintln!(
+            "ticketd: no templates in language `{l}` (available: {})",
+            known.join(", ")
+        );
+        return ExitCode::from(exit::USAGE);
+    }
+    match notifier
+        .preview(&mut conn, &event, ticket, lang.as_deref())
+        .await
+    {
+        Ok(rendered) => {
+            println!("Subject: {}\n", rendered.subject);
+            print!("{}", if html { &rendered.html } else { &rendered.text });
+            ExitCode::SUCCESS
+        }
+        Err(PreviewError::Store(e)) => fail("cannot render", &e),
+        Err(e) => {
+            eprintln!("ticketd: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

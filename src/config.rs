@@ -1,0 +1,748 @@
+//! Typed settings: the embedded defaults, an optional file on top, then `TICKETD__…` variables.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::mail::address;
+
+/// The embedded defaults; every setting is here with a comment.
+pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
+
+/// Environment variable naming the configuration file when `--config` is not given.
+pub const CONFIG_ENV: &str = "TICKETD_CONFIG";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read configuration file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("configuration file {path} is not valid TOML: {message}")]
+    Syntax { path: PathBuf, message: String },
+    #[error("configuration key `{key}`: {message}")]
+    Key { key: String, message: String },
+    #[error("configuration: {0}")]
+    Other(String),
+}
+
+fn key_error(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
+    ConfigError::Key {
+        key: key.into(),
+        message: message.into(),
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub store: StoreSettings,
+    pub data: DataSettings,
+    pub tickets: TicketSettings,
+    pub limits: LimitSettings,
+    pub mail: MailSettings,
+    pub queues: Vec<QueueSettings>,
+    pub daemon: DaemonSettings,
+    #[serde(default)]
+    pub imap: Vec<ImapSettings>,
+    #[serde(default)]
+    pub maildir: Vec<MaildirSettings>,
+    /// Outgoing mail server; without it notifications go to `outbox.maildir`.
+    pub smtp: Option<SmtpSettings>,
+    pub outbox: OutboxSettings,
+    pub notify: NotifySettings,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpSettings {
+    pub host: String,
+    /// Default 465 with `tls`, 587 with `starttls`, 25 with `plain`.
+    pub port: Option<u16>,
+    #[serde(default)]
+    pub security: Security,
+    pub user: Option<String>,
+    pub password: Option<String>,
+    pub password_file: Option<PathBuf>,
+    #[serde(default)]
+    pub auth: AuthMethod,
+    pub oauth_token_file: Option<PathBuf>,
+    pub oauth_token_command: Option<String>,
+    /// PEM file of the CA that signs the server certificate; default: the public web roots.
+    pub ca_file: Option<PathBuf>,
+    /// Seconds to wait for the server at each step.
+    #[serde(default = "default_smtp_timeout")]
+    pub timeout_secs: u64,
+}
+
+fn default_smtp_timeout() -> u64 {
+    30
+}
+
+impl SmtpSettings {
+    pub fn port(&self) -> u16 {
+        self.port.unwrap_or(match self.security {
+            Security::Tls => 465,
+            Security::Starttls => 587,
+            Security::Plain => 25,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutboxSettings {
+    pub retry_base_secs: u64,
+    pub max_age_hours: u64,
+    pub maildir: PathBuf,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotifySettings {
+    pub max_auto_per_sender_per_hour: u32,
+    pub default_language: String,
+    /// A directory with templates that replace or add to the shipped ones (`<lang>/<event>.txt.j2`).
+    pub templates_dir: Option<PathBuf>,
+    pub reminder_after_hours: u64,
+    pub notify_agents: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DaemonSettings {
+    pub poll_interval_secs: u64,
+    pub idle_timeout_secs: u64,
+    pub fetch_batch: u32,
+    pub connect_timeout_secs: u64,
+    pub reconnect_max_secs: u64,
+    pub auth_failure_backoff_secs: u64,
+    pub maildir_poll_millis: u64,
+}
+
+/// How a connection to a mail server is protected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Security {
+    /// TLS from the first byte (IMAPS 993, SMTPS 465).
+    #[default]
+    Tls,
+    /// A plain connection upgraded with STARTTLS before authenticating.
+    Starttls,
+    /// No encryption at all; only when set explicitly (e.g. a server on loopback).
+    Plain,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthMethod {
+    /// IMAP LOGIN (or SMTP AUTH LOGIN/PLAIN, whichever the server offers).
+    #[default]
+    Login,
+    /// SASL PLAIN.
+    Plain,
+    /// SASL XOAUTH2 with a bearer token (Microsoft 365, Gmail).
+    Xoauth2,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImapSettings {
+    /// A name for logs and for the cursor kept in the database; default `user@host`.
+    pub name: Option<String>,
+    pub host: String,
+    /// Default 993 with `tls`, 143 otherwise.
+    pub port: Option<u16>,
+    #[serde(default)]
+    pub security: Security,
+    pub user: String,
+    pub password: Option<String>,
+    pub password_file: Option<PathBuf>,
+    #[serde(default)]
+    pub auth: AuthMethod,
+    /// XOAUTH2: a file holding the current access token (re-read at every connection).
+    pub oauth_token_file: Option<PathBuf>,
+    /// XOAUTH2: a command (run with `sh -c`) that prints the current access token.
+    pub oauth_token_command: Option<String>,
+    #[serde(default = "default_mailbox")]
+    pub mailbox: String,
+    /// Queue for every message of this mailbox; default: the recipient address decides.
+    pub queue: Option<String>,
+    #[serde(default = "default_processed_folder")]
+    pub processed_folder: String,
+    /// PEM file of the CA that signs the server certificate; default: the public web roots.
+    pub ca_file: Option<PathBuf>,
+}
+
+fn default_mailbox() -> String {
+    "INBOX".to_string()
+}
+
+fn default_processed_folder() -> String {
+    "Processed".to_string()
+}
+
+impl ImapSettings {
+    pub fn port(&self) -> u16 {
+        self.port.unwrap_or(match self.security {
+            Security::Tls => 993,
+            _ => 143,
+        })
+    }
+
+    /// The name used in logs and as the cursor's key.
+    pub fn label(&self) -> String {
+        self.name
+            .clone()
+            .unwrap_or_else(|| format!("imap:{}@{}", self.user, self.host))
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MaildirSettings {
+    pub path: PathBuf,
+    /// Queue for every message of this Maildir; default: the recipient address decides.
+    pub queue: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreSettings {
+    pub url: String,
+    pub max_connections: u32,
+    pub connect_timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataSettings {
+    pub dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UnknownSenderPolicy {
+    Create,
+    Hold,
+    Reject,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CcPolicy {
+    None,
+    Organization,
+    All,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TicketSettings {
+    pub tag: String,
+    pub unknown_sender: UnknownSenderPolicy,
+    pub default_queue: String,
+    pub cc_participants: CcPolicy,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitSettings {
+    pub max_message_bytes: u64,
+    pub max_attachment_bytes: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MailSettings {
+    pub own_addresses: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueueSettings {
+    pub name: String,
+    #[serde(default)]
+    pub addresses: Vec<String>,
+    #[serde(default = "default_allowed_roles")]
+    pub allowed_roles: Vec<Role>,
+    /// Display name on notifications from this queue; default the `[notify]` product name.
+    pub from_name: Option<String>,
+}
+
+fn default_allowed_roles() -> Vec<Role> {
+    vec![Role::Admin, Role::Support]
+}
+
+/// What a contact may do; queues list the roles allowed to open tickets in them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Admin,
+    Support,
+    Billing,
+    License,
+}
+
+impl Role {
+    pub const ALL: [Role; 4] = [Role::Admin, Role::Support, Role::Billing, Role::License];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Support => "support",
+            Role::Billing => "billing",
+            Role::License => "license",
+        }
+    }
+}
+
+impl std::str::FromStr for Role {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Role::ALL
+            .into_iter()
+            .find(|r| r.as_str().eq_ignore_ascii_case(s.trim()))
+            .ok_or_else(|| {
+                format!("unknown role `{s}` (expected admin, support, billing or license)")
+            })
+    }
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Settings {
+    /// Loads the embedded defaults, then `file` (if any), then the environment.
+    pub fn load(file: Option<&Path>) -> Result<Settings, ConfigError> {
+        let vars: Vec<(String, String)> = std::env::vars().collect();
+        Self::load_with_env(file, &vars)
+    }
+
+    /// As [`Settings::load`], with the environment given explicitly (for tests).
+    pub fn load_with_env(
+        file: Option<&Path>,
+        vars: &[(String, String)],
+    ) -> Result<Settings, ConfigError> {
+        let mut merged: toml::Table = toml::from_str(DEFAULT_TOML)
+            .map_err(|e| ConfigError::Other(format!("embedded defaults are broken: {e}")))?;
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                path: path.to_path_buf(),
+                source,
+            })?;
+            let overlay: toml::Table = toml::from_str(&text).map_err(|e| ConfigError::Syntax {
+                path: path.to_path_buf(),
+                message: e.to_string(),
+            })?;
+            merge_tables(&mut merged, overlay);
+        }
+        let merged_text = toml::to_string(&merged)
+            .map_err(|e| ConfigError::Other(format!("cannot re-serialize settings: {e}")))?;
+        let env: config::Map<String, String> = vars
+            .iter()
+            .filter(|(k, _)| k.starts_with("TICKETD__"))
+            .cloned()
+            .collect();
+        let built = config::Config::builder()
+            .add_source(config::File::from_str(
+                &merged_text,
+                config::FileFormat::Toml,
+            ))
+            .add_source(
+                config::Environment::with_prefix("TICKETD")
+                    .prefix_separator("__")
+                    .separator("__")
+                    .try_parsing(true)
+                    .list_separator(",")
+                    .with_list_parse_key("mail.own_addresses")
+                    .source(Some(env)),
+            )
+            .build()
+            .map_err(|e| ConfigError::Other(e.to_string()))?;
+        let settings: Settings = serde_path_to_error::deserialize(built).map_err(|e| {
+            let key = e.path().to_string();
+            key_error(key, e.into_inner().to_string())
+        })?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Checks what serde cannot: URLs, addresses, names that must refer to each other.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let url = self.store.url.as_str();
+        if !(url.starts_with("sqlite:")
+            || url.starts_with("postgres://")
+            || url.starts_with("postgresql://"))
+        {
+            return Err(key_error(
+                "store.url",
+                format!("`{url}` is neither sqlite://PATH nor postgres://…"),
+            ));
+        }
+        if self.store.max_connections == 0 {
+            return Err(key_error("store.max_connections", "must be at least 1"));
+        }
+        let tag = self.tickets.tag.trim();
+        if tag.is_empty() || tag.contains(['[', ']', '#']) {
+            return Err(key_error(
+                "tickets.tag",
+                "must be a non-empty word without `[`, `]` or `#`",
+            ));
+        }
+        if self.queues.is_empty() {
+            return Err(key_error("queues", "at least one queue is needed"));
+        }
+        let mut names = std::collections::HashSet::new();
+        let mut seen_addresses = std::collections::HashMap::new();
+        for (i, queue) in self.queues.iter().enumerate() {
+            if queue.name.trim().is_empty() {
+                return Err(key_error(format!("queues[{i}].name"), "must not be empty"));
+            }
+            if !names.insert(queue.name.as_str()) {
+                return Err(key_error(
+                    format!("queues[{i}].name"),
+                    format!("queue `{}` is defined twice", queue.name),
+                ));
+            }
+            for (j, addr) in queue.addresses.iter().enumerate() {
+                let Some(norm) = address::normalize(addr) else {
+                    return Err(key_error(
+                        format!("queues[{i}].addresses[{j}]"),
+                        format!("`{addr}` is not an email address"),
+                    ));
+                };
+                if let Some(other) = seen_addresses.insert(norm, queue.name.clone()) {
+                    return Err(key_error(
+                        format!("queues[{i}].addresses[{j}]"),
+                        format!("`{addr}` already routes to queue `{other}`"),
+                    ));
+                }
+            }
+            if queue.allowed_roles.is_empty() {
+                return Err(key_error(
+                    format!("queues[{i}].allowed_roles"),
+                    "list at least one role, or nobody can open tickets here",
+                ));
+            }
+        }
+        if !names.contains(self.tickets.default_queue.as_str()) {
+            return Err(key_error(
+                "tickets.default_queue",
+                format!("no queue is named `{}`", self.tickets.default_queue),
+            ));
+        }
+        for (i, source) in self.imap.iter().enumerate() {
+            self.validate_imap(i, source)?;
+        }
+        for (i, source) in self.maildir.iter().enumerate() {
+            if let Some(queue) = &source.queue
+                && !names.contains(queue.as_str())
+            {
+                return Err(key_error(
+                    format!("maildir[{i}].queue"),
+                    format!("no queue is named `{queue}`"),
+                ));
+            }
+        }
+        if self.daemon.fetch_batch == 0 {
+            return Err(key_error("daemon.fetch_batch", "must be at least 1"));
+        }
+        if self.daemon.idle_timeout_secs == 0 || self.daemon.poll_interval_secs == 0 {
+            return Err(key_error(
+                "daemon",
+                "idle_timeout_secs and poll_interval_secs must be at least 1",
+            ));
+        }
+        if let Some(smtp) = &self.smtp {
+            if smtp.host.trim().is_empty() {
+                return Err(key_error("smtp.host", "must not be empty"));
+            }
+            match smtp.auth {
+                AuthMethod::Xoauth2 => {
+                    if smtp.user.is_none()
+                        || smtp.oauth_token_file.is_some() == smtp.oauth_token_command.is_some()
+                    {
+                        return Err(key_error(
+                            "smtp.oauth_token_file",
+                            "auth = \"xoauth2\" needs user and exactly one of oauth_token_file and oauth_token_command",
+                        ));
+                    }
+                }
+                _ => {
+                    if smtp.password.is_some() && smtp.password_file.is_some() {
+                        return Err(key_error(
+                            "smtp.password",
+                            "set password or password_file, not both",
+                        ));
+                    }
+                    if smtp.user.is_some()
+                        != (smtp.password.is_some() || smtp.password_file.is_some())
+                    {
+                        return Err(key_error(
+                            "smtp.user",
+                            "user and password (or password_file) go together",
+                        ));
+                    }
+                }
+            }
+        }
+        if self.outbox.retry_base_secs == 0 {
+            return Err(key_error("outbox.retry_base_secs", "must be at least 1"));
+        }
+        if self.queues.iter().all(|q| q.addresses.is_empty()) {
+            return Err(key_error(
+                "queues",
+                "at least one queue needs an address to send notifications from",
+            ));
+        }
+        for (i, addr) in self.mail.own_addresses.iter().enumerate() {
+            if address::normalize(addr).is_none() {
+                return Err(key_error(
+                    format!("mail.own_addresses[{i}]"),
+                    format!("`{addr}` is not an email address"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_imap(&self, i: usize, source: &ImapSettings) -> Result<(), ConfigError> {
+        let key = |field: &str| format!("imap[{i}].{field}");
+        if source.host.trim().is_empty() {
+            return Err(key_error(key("host"), "must not be empty"));
+        }
+        if source.user.trim().is_empty() {
+            return Err(key_error(key("user"), "must not be empty"));
+        }
+        match source.auth {
+            AuthMethod::Login | AuthMethod::Plain => {
+                if source.password.is_some() == source.password_file.is_some() {
+                    return Err(key_error(
+                        key("password"),
+                        "set exactly one of password and password_file",
+                    ));
+                }
+            }
+            AuthMethod::Xoauth2 => {
+                if source.oauth_token_file.is_some() == source.oauth_token_command.is_some() {
+                    return Err(key_error(
+                        key("oauth_token_file"),
+                        "auth = \"xoauth2\" needs exactly one of oauth_token_file and oauth_token_command",
+                    ));
+                }
+            }
+        }
+        if let Some(queue) = &source.queue
+            && !self.queues.iter().any(|q| &q.name == queue)
+        {
+            return Err(key_error(
+                key("queue"),
+                format!("no queue is named `{queue}`"),
+            ));
+        }
+        if source.processed_folder.trim().is_empty() {
+            return Err(key_error(key("processed_folder"), "must not be empty"));
+        }
+        if source.processed_folder == source.mailbox {
+            return Err(key_error(
+                key("processed_folder"),
+                "must differ from the mailbox it empties",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Every address that is ours: queue addresses and `mail.own_addresses`, normalized.
+    pub fn own_addresses(&self) -> Vec<String> {
+        self.queues
+            .iter()
+            .flat_map(|q| q.addresses.iter())
+            .chain(self.mail.own_addresses.iter())
+            .filter_map(|a| address::normalize(a))
+            .collect()
+    }
+
+    /// The effective configuration as TOML, with passwords and URL credentials masked.
+    pub fn to_masked_toml(&self) -> String {
+        let mut value = match toml::Value::try_from(self) {
+            Ok(v) => v,
+            Err(e) => return format!("# cannot display settings: {e}\n"),
+        };
+        mask_secrets(&mut value);
+        toml::to_string_pretty(&value)
+            .unwrap_or_else(|e| format!("# cannot display settings: {e}\n"))
+    }
+}
+
+/// Overlays `top` on `base`: tables merge key by key, anything else (arrays too) is replaced.
+fn merge_tables(base: &mut toml::Table, top: toml::Table) {
+    for (key, value) in top {
+        match (base.get_mut(&key), value) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(t)) => merge_tables(b, t),
+            (_, value) => {
+                base.insert(key, value);
+            }
+        }
+    }
+}
+
+const MASK: &str = "********";
+
+fn mask_secrets(value: &mut toml::Value) {
+    match value {
+        toml::Value::Table(table) => {
+            for (key, v) in table.iter_mut() {
+                let lower = key.to_ascii_lowercase();
+                if lower.contains("password") || lower.contains("secret") || lower == "token" {
+                    if let toml::Value::String(s) = v
+                        && !s.is_empty()
+                    {
+                        *s = MASK.to_string();
+                    }
+                } else if lower == "url" {
+                    if let toml::Value::String(s) = v {
+                        *s = mask_url_password(s);
+                    }
+                } else {
+                    mask_secrets(v);
+                }
+            }
+        }
+        toml::Value::Array(items) => items.iter_mut().for_each(mask_secrets),
+        _ => {}
+    }
+}
+
+/// `postgres://user:secret@host/db` → `postgres://user:********@host/db`.
+pub fn mask_url_password(url: &str) -> String {
+    let Some(scheme_end) = url.find("://") else {
+        return url.to_string();
+    };
+    let rest = &url[scheme_end + 3..];
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let authority = &rest[..authority_end];
+    let Some(at) = authority.rfind('@') else {
+        return url.to_string();
+    };
+    let userinfo = &authority[..at];
+    match userinfo.find(':') {
+        Some(colon) => format!(
+            "{}{}:{}{}",
+            &url[..scheme_end + 3],
+            &userinfo[..colon],
+            MASK,
+            &rest[at..]
+        ),
+        None => url.to_string(),
+    }
+}
+
+/// Resolves the configuration file: the flag, else `TICKETD_CONFIG`, else none.
+pub fn config_path(flag: Option<PathBuf>) -> Option<PathBuf> {
+    flag.or_else(|| {
+        std::env::var_os(CONFIG_ENV)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_str(toml_text: &str, env: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("t.toml");
+        std::fs::write(&path, toml_text).expect("write");
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Settings::load_with_env(Some(&path), &env)
+    }
+
+    #[test]
+    fn embedded_defaults_load_and_validate() {
+        let s = Settings::load_with_env(None, &[]).expect("defaults");
+        assert_eq!(s.tickets.tag, "Support");
+        assert_eq!(s.tickets.unknown_sender, UnknownSenderPolicy::Create);
+        assert!(s.store.url.starts_with("sqlite://"));
+        assert_eq!(s.queues[0].allowed_roles, vec![Role::Admin, Role::Support]);
+    }
+
+    #[test]
+    fn file_layers_on_defaults_and_replaces_queue_list() {
+        let s = load_str(
+            "[tickets]\ntag = \"Help\"\ndefault_queue = \"billing\"\n[[queues]]\nname = \"billing\"\naddresses = [\"billing@example.com\"]\nallowed_roles = [\"billing\"]\n",
+            &[],
+        )
+        .expect("load");
+        assert_eq!(s.tickets.tag, "Help");
+        assert_eq!(s.tickets.unknown_sender, UnknownSenderPolicy::Create);
+        assert_eq!(s.queues.len(), 1);
+        assert_eq!(s.queues[0].allowed_roles, vec![Role::Billing]);
+    }
+
+    #[test]
+    fn environment_overrides_file() {
+        let s = load_str(
+            "[store]\nurl = \"sqlite://a.db\"\n",
+            &[
+                ("TICKETD__STORE__URL", "sqlite://b.db"),
+                ("TICKETD__TICKETS__UNKNOWN_SENDER", "hold"),
+            ],
+        )
+        .expect("load");
+        assert_eq!(s.store.url, "sqlite://b.db");
+        assert_eq!(s.tickets.unknown_sender, UnknownSenderPolicy::Hold);
+    }
+
+    #[test]
+    fn unknown_key_is_an_error_naming_the_key() {
+        let err = load_str("[tickets]\ntagg = \"x\"\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("tagg"), "{err}");
+        let err = load_str("[nonsense]\na = 1\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("nonsense"), "{err}");
+    }
+
+    #[test]
+    fn bad_value_is_an_error_naming_the_key() {
+        let err = load_str("[tickets]\nunknown_sender = \"maybe\"\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("tickets.unknown_sender"), "{err}");
+        let err = load_str("[store]\nurl = \"mysql://x\"\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("store.url"), "{err}");
+        let err = load_str("[tickets]\ndefault_queue = \"nope\"\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("tickets.default_queue"), "{err}");
+    }
+
+    #[test]
+    fn masked_output_hides_url_password() {
+        assert_eq!(
+            mask_url_password("postgres://u:pw@h:5432/db"),
+            "postgres://u:********@h:5432/db"
+        );
+        assert_eq!(
+            mask_url_password("sqlite://data/x.db"),
+            "sqlite://data/x.db"
+        );
+        let s = load_str("[store]\nurl = \"postgres://u:secretpw@h/db\"\n", &[]).expect("load");
+        let shown = s.to_masked_toml();
+        assert!(!shown.contains("secretpw"), "{shown}");
+    }
+}

@@ -1,0 +1,402 @@
+//! An IMAP mailbox as a source: fetch in batches, hand each message to the ingest
+//! worker, acknowledge (\Seen + move to the processed folder) only after commit,
+//! then IDLE or poll; reconnect with backoff whatever goes wrong.
+
+pub mod connect;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_imap::extensions::idle::IdleResponse;
+use backon::BackoffBuilder;
+use futures::TryStreamExt;
+use tokio_util::sync::CancellationToken;
+use tracing::{Instrument, debug, error, info, info_span, warn};
+
+use crate::config::{DaemonSettings, ImapSettings};
+use crate::ingest::IngestError;
+use crate::ingest::worker::IngestWorker;
+use crate::store::mailboxes::{self, Cursor};
+use crate::store::{Store, StoreError, now};
+use connect::{ConnectError, ImapSession};
+
+#[derive(Debug, thiserror::Error)]
+enum SourceError {
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
+    #[error("IMAP: {0}")]
+    Imap(#[from] async_imap::error::Error),
+    #[error("the store is unavailable: {0}")]
+    Store(#[from] StoreError),
+    #[error("ingest failed, will retry: {0}")]
+    Ingest(IngestError),
+}
+
+/// What the source needs to run.
+pub struct ImapSource {
+    pub settings: ImapSettings,
+    pub daemon: DaemonSettings,
+    pub worker: Arc<IngestWorker>,
+    pub store: Store,
+    pub shutdown: CancellationToken,
+}
+
+/// The IMAP flags and commands a server offers that change how we acknowledge.
+#[derive(Debug, Clone, Copy)]
+struct Capabilities {
+    idle: bool,
+    r#move: bool,
+    uidplus: bool,
+}
+
+impl ImapSource {
+    /// Runs until shutdown: never returns because a server is down.
+    pub async fn run(self) {
+        let label = self.settings.label();
+        let span = info_span!("imap", source = %label, mailbox = %self.settings.mailbox);
+        async {
+            let mut backoff = self.backoff();
+            while !self.shutdown.is_cancelled() {
+                let started = Instant::now();
+                let delay = match self.session().await {
+                    Ok(()) => break,
+                    Err(SourceError::Connect(e @ ConnectError::Auth { .. })) => {
+                        let wait = Duration::from_secs(self.daemon.auth_failure_backoff_secs);
+                        error!(
+                            "{e}; check the user and password (or token) of this [[imap]] source; next attempt in {} s",
+                            wait.as_secs()
+                        );
+                        wait
+                    }
+                    Err(e) => {
+                        if started.elapsed() > Duration::from_secs(60) {
+                            backoff = self.backoff();
+                        }
+                        let wait = backoff.next().unwrap_or(Duration::from_secs(self.daemon.reconnect_max_secs));
+                        warn!(error = %e, "mailbox connection lost; reconnecting in {:.1} s", wait.as_secs_f64());
+                        wait
+                    }
+                };
+                tokio::select! {
+                    _ = tokio::time::sleep(delay) => {}
+                    _ = self.shutdown.cancelled() => break,
+                }
+            }
+            info!("stopped");
+        }
+        .instrument(span)
+        .await
+    }
+
+    fn backoff(&self) -> backon::ExponentialBackoff {
+        backon::ExponentialBuilder::default()
+            .with_min_delay(Duration::from_millis(500))
+            .with_max_delay(Duration::from_secs(self.daemon.reconnect_max_secs.max(1)))
+            .with_jitter()
+            .without_max_times()
+            .build()
+    }
+
+    /// One connection: process what is pending, wait for more, until shutdown or an error.
+    async fn session(&self) -> Result<(), SourceError> {
+        let timeout = Duration::from_secs(self.daemon.connect_timeout_secs.max(1));
+        let mut session = connect::open(&self.settings, timeout).await?;
+        let caps = session.capabilities().await?;
+        let caps = Capabilities {
+            idle: caps.has_str("IDLE"),
+            r#move: caps.has_str("MOVE"),
+            uidplus: caps.has_str("UIDPLUS"),
+        };
+        info!(idle = caps.idle, r#move = caps.r#move, "connected");
+        ensure_folder(&mut session, &self.settings.processed_folder).await?;
+        loop {
+            let mailbox = session.select(&self.settings.mailbox).await?;
+            let uidvalidity = mailbox.uid_validity.unwrap_or(0);
+            self.process_pending(&mut session, uidvalidity, caps)
+                .await?;
+            drain(&session);
+            if self.shutdown.is_cancelled() {
+                break;
+            }
+            if caps.idle {
+                match self.idle(session).await? {
+                    Some(s) => session = s,
+                    None => return Ok(()),
+                }
+            } else {
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(self.daemon.poll_interval_secs)) => {}
+                    _ = self.shutdown.cancelled() => break,
+                }
+            }
+        }
+        logout(session).await;
+        Ok(())
+    }
+
+    /// Waits in IDLE for new mail, the renewal timeout or shutdown. Returns the
+    /// session to go on with, or `None` after logging out for shutdown.
+    async fn idle(&self, session: ImapSession) -> Result<Option<ImapSession>, SourceError> {
+        let mut handle = session.idle();
+        handle.init().await?;
+        let stopping = {
+            // Dropping `_stop` would end IDLE at once, so it lives as long as the wait.
+            let (wait, _stop) =
+                handle.wait_with_timeout(Duration::from_secs(self.daemon.idle_timeout_secs));
+            tokio::select! {
+                response = wait => {
+                    if let IdleResponse::NewData(_) = response? {
+                        debug!("new mail announced");
+                    }
+                    false
+                }
+                _ = self.shutdown.cancelled() => true,
+            }
+        };
+        let session = handle.done().await?;
+        if stopping {
+            logout(session).await;
+            return Ok(None);
+        }
+        Ok(Some(session))
+    }
+
+    /// Everything in the mailbox above the cursor, in batches, oldest first.
+    async fn process_pending(
+        &self,
+        session: &mut ImapSession,
+        uidvalidity: u32,
+        caps: Capabilities,
+    ) -> Result<(), SourceError> {
+        let label = self.settings.label();
+        let mailbox = &self.settings.mailbox;
+        let saved = {
+            let mut conn = self.store.conn().await?;
+            mailboxes::cursor(&mut conn, &label, mailbox).await?
+        };
+        let mut cursor = match saved {
+            Some(c) if c.uidvalidity == uidvalidity => c,
+            Some(c) => {
+                warn!(
+                    old = c.uidvalidity,
+                    new = uidvalidity,
+                    "UIDVALIDITY changed: reading the whole mailbox again (messages seen before are recognized)"
+                );
+                Cursor {
+                    uidvalidity,
+                    last_uid: 0,
+                }
+            }
+            None => Cursor {
+                uidvalidity,
+                last_uid: 0,
+            },
+        };
+        let mut uids: Vec<u32> = session
+            .uid_search(format!("UID {}:*", cursor.last_uid.saturating_add(1)))
+            .await?
+            .into_iter()
+            .filter(|uid| *uid > cursor.last_uid)
+            .collect();
+        uids.sort_unstable();
+        if !uids.is_empty() {
+            info!(pending = uids.len(), "messages to process");
+        }
+        for batch in uids.chunks(self.daemon.fetch_batch.max(1) as usize) {
+            let messages = fetch(session, batch).await?;
+            let outcome = self.ingest_batch(&messages).await;
+            if !outcome.committed.is_empty() {
+                acknowledge(
+                    session,
+                    &outcome.committed,
+                    &self.settings.processed_folder,
+                    caps,
+                )
+                .await?;
+            }
+            // The cursor only passes UIDs that are all acknowledged.
+            if let Some(last) = outcome.contiguous_through(batch) {
+                cursor.last_uid = last;
+                let mut conn = self.store.conn().await?;
+                mailboxes::save_cursor(&mut conn, &label, mailbox, cursor, now()).await?;
+            }
+            drain(session);
+            if let Some(e) = outcome.failure {
+                return Err(SourceError::Ingest(e));
+            }
+            if self.shutdown.is_cancelled() {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Hands a batch to the ingest worker at once and collects the results in order.
+    async fn ingest_batch(&self, messages: &[(u32, Vec<u8>)]) -> BatchOutcome {
+        let source = format!("{}/{}", self.settings.label(), self.settings.mailbox);
+        let queue = self.settings.queue.as_deref();
+        let results = futures::future::join_all(messages.iter().map(|(uid, raw)| {
+            let source = &source;
+            async move {
+                let result = self.worker.ingest(raw.clone(), source, queue).await;
+                let result = match result {
+                    // Not retryable: keep it as a held message rather than retry forever.
+                    Err(e) if !e.is_transient() => {
+                        self.worker
+                            .hold_unprocessable(raw.clone(), source, queue, &e.to_string())
+                            .await
+                    }
+                    other => other,
+                };
+                (*uid, result)
+            }
+            .instrument(info_span!("uid", uid))
+        }))
+        .await;
+        let mut outcome = BatchOutcome::default();
+        for (uid, result) in results {
+            match result {
+                Ok(_) => outcome.committed.push(uid),
+                Err(e) => {
+                    warn!(uid, error = %e, "message left in the mailbox for the next attempt");
+                    outcome.failure.get_or_insert(e);
+                }
+            }
+        }
+        outcome
+    }
+}
+
+#[derive(Default)]
+struct BatchOutcome {
+    committed: Vec<u32>,
+    failure: Option<IngestError>,
+}
+
+impl BatchOutcome {
+    /// The highest UID of `batch` up to which every message was committed.
+    fn contiguous_through(&self, batch: &[u32]) -> Option<u32> {
+        batch
+            .iter()
+            .take_while(|uid| self.committed.contains(uid))
+            .last()
+            .copied()
+    }
+}
+
+/// `BODY.PEEK[]` of a batch, drained completely before the next command.
+async fn fetch(
+    session: &mut ImapSession,
+    uids: &[u32],
+) -> Result<Vec<(u32, Vec<u8>)>, SourceError> {
+    let set = uid_set(uids);
+    let fetches: Vec<_> = session
+        .uid_fetch(&set, "(UID BODY.PEEK[])")
+        .await?
+        .try_collect()
+        .await?;
+    let mut messages: Vec<(u32, Vec<u8>)> = fetches
+        .iter()
+        .filter_map(|f| Some((f.uid?, f.body().unwrap_or_default().to_vec())))
+        .collect();
+    messages.sort_by_key(|(uid, _)| *uid);
+    Ok(messages)
+}
+
+/// Flags committed messages \Seen and moves them to the processed folder.
+async fn acknowledge(
+    session: &mut ImapSession,
+    uids: &[u32],
+    folder: &str,
+    caps: Capabilities,
+) -> Result<(), SourceError> {
+    let set = uid_set(uids);
+    let _: Vec<_> = session
+        .uid_store(&set, "+FLAGS.SILENT (\\Seen)")
+        .await?
+        .try_collect()
+        .await?;
+    if caps.r#move {
+        session.uid_mv(&set, folder).await?;
+        return Ok(());
+    }
+    session.uid_copy(&set, folder).await?;
+    let _: Vec<_> = session
+        .uid_store(&set, "+FLAGS.SILENT (\\Deleted)")
+        .await?
+        .try_collect()
+        .await?;
+    if caps.uidplus {
+        let _: Vec<_> = session.uid_expunge(&set).await?.try_collect().await?;
+    } else {
+        let _: Vec<_> = session.expunge().await?.try_collect().await?;
+    }
+    Ok(())
+}
+
+/// Creates the processed folder unless it exists.
+async fn ensure_folder(session: &mut ImapSession, folder: &str) -> Result<(), SourceError> {
+    let existing: Vec<_> = session
+        .list(None, Some(folder))
+        .await?
+        .try_collect()
+        .await?;
+    if existing.is_empty() {
+        session.create(folder).await?;
+        info!(folder, "created the processed folder");
+    }
+    Ok(())
+}
+
+/// Empties the channel of unsolicited responses (EXPUNGE after MOVE, EXISTS…):
+/// it holds 100 and we act on the mailbox state ourselves.
+fn drain(session: &ImapSession) {
+    while session.unsolicited_responses.try_recv().is_ok() {}
+}
+
+async fn logout(mut session: ImapSession) {
+    let _ = tokio::time::timeout(Duration::from_secs(2), session.logout()).await;
+}
+
+/// `1:3,7,9:10` for a sorted list of UIDs.
+fn uid_set(uids: &[u32]) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < uids.len() {
+        let start = uids[i];
+        let mut end = start;
+        while i + 1 < uids.len() && uids[i + 1] == end + 1 {
+            i += 1;
+            end = uids[i];
+        }
+        parts.push(if start == end {
+            start.to_string()
+        } else {
+            format!("{start}:{end}")
+        });
+        i += 1;
+    }
+    parts.join(",")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uid_sets_collapse_runs() {
+        assert_eq!(uid_set(&[1, 2, 3, 7, 9, 10]), "1:3,7,9:10");
+        assert_eq!(uid_set(&[5]), "5");
+        assert_eq!(uid_set(&[]), "");
+    }
+
+    #[test]
+    fn cursor_stops_at_the_first_uncommitted_message() {
+        let outcome = BatchOutcome {
+            committed: vec![1, 2, 4],
+            failure: None,
+        };
+        assert_eq!(outcome.contiguous_through(&[1, 2, 3, 4]), Some(2));
+        assert_eq!(outcome.contiguous_through(&[3, 4]), None);
+    }
+}

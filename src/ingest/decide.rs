@@ -1,0 +1,768 @@
+//! Decide: what to do with one message, from facts loaded beforehand. Pure, so every rule is unit-tested.
+
+use crate::config::{CcPolicy, Role, UnknownSenderPolicy};
+use crate::mail::Classification;
+use crate::store::directory::{Agent, Contact, ContactState, Organization};
+use crate::store::queues::Queue;
+use crate::store::tickets::Status;
+
+/// Who sent the message, as far as the directory knows.
+#[derive(Debug, Clone)]
+pub enum Sender {
+    /// The message has no usable sender address.
+    Missing,
+    Agent(Agent),
+    Contact {
+        contact: Contact,
+        organization: Option<Organization>,
+    },
+    /// No contact yet; `organization` is the one whose domain list holds the sender's domain.
+    Unknown {
+        address: String,
+        name: Option<String>,
+        organization: Option<Organization>,
+    },
+}
+
+impl Sender {
+    pub fn address(&self) -> Option<&str> {
+        match self {
+            Sender::Missing => None,
+            Sender::Agent(a) => Some(&a.email),
+            Sender::Contact { contact, .. } => Some(&contact.email),
+            Sender::Unknown { address, .. } => Some(address),
+        }
+    }
+
+    fn organization(&self) -> Option<&Organization> {
+        match self {
+            Sender::Contact { organization, .. } | Sender::Unknown { organization, .. } => {
+                organization.as_ref()
+            }
+            _ => None,
+        }
+    }
+}
+
+/// An existing ticket the message points at (by header or tag), with what
+/// decides whether this sender may add to it.
+pub use crate::store::tickets::ThreadFacts as Candidate;
+
+/// A To/Cc address of the message that is neither ours nor the sender.
+#[derive(Debug, Clone)]
+pub struct Recipient {
+    pub address: String,
+    pub organization_id: Option<i64>,
+    pub is_agent: bool,
+}
+
+pub struct Context<'a> {
+    pub classification: Classification,
+    pub size: usize,
+    pub max_size: u64,
+    pub sender: &'a Sender,
+    pub queue: &'a Queue,
+    pub candidates: &'a [Candidate],
+    pub recipients: &'a [Recipient],
+    pub unknown_sender: UnknownSenderPolicy,
+    pub cc_policy: CcPolicy,
+    /// An operator released this message: accept an unknown sender and a large message.
+    pub operator_approved: bool,
+    /// For a bounce: the mail of ours it reports on, when we know it.
+    pub bounce_of: Option<&'a BouncedMail>,
+}
+
+/// A notification of ours that a delivery report says failed or was delayed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BouncedMail {
+    pub ticket_id: i64,
+    /// The addresses delivery failed for (empty when the report only says "delayed").
+    pub failed_recipients: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HoldCode {
+    TooLarge,
+    NoSender,
+    AutoReply,
+    Bounce,
+    Loop,
+    Spam,
+    Locked,
+    Inactive,
+    RoleNotPermitted,
+    UnknownSender,
+    Rejected,
+    /// Input a source delivered that the pipeline could not process (not a message, a bug).
+    Unprocessable,
+}
+
+impl HoldCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HoldCode::TooLarge => "too_large",
+            HoldCode::NoSender => "no_sender",
+            HoldCode::AutoReply => "auto_reply",
+            HoldCode::Bounce => "bounce",
+            HoldCode::Loop => "loop",
+            HoldCode::Spam => "spam",
+            HoldCode::Locked => "locked",
+            HoldCode::Inactive => "inactive",
+            HoldCode::RoleNotPermitted => "role_not_permitted",
+            HoldCode::UnknownSender => "unknown_sender",
+            HoldCode::Rejected => "rejected",
+            HoldCode::Unprocessable => "unprocessable",
+        }
+    }
+
+    fn for_classification(c: Classification) -> HoldCode {
+        match c {
+            Classification::AutoReply => HoldCode::AutoReply,
+            Classification::Bounce => HoldCode::Bounce,
+            Classification::Loop => HoldCode::Loop,
+            _ => HoldCode::Spam,
+        }
+    }
+}
+
+/// Who the message is recorded as coming from, and whether a contact must be created first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Author {
+    Agent {
+        id: i64,
+        email: String,
+    },
+    Contact {
+        id: i64,
+        email: String,
+    },
+    NewContact {
+        email: String,
+        name: Option<String>,
+        organization_id: Option<i64>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    Hold {
+        code: HoldCode,
+        reason: String,
+    },
+    Create {
+        author: Author,
+        organization_id: Option<i64>,
+        follows_up: Option<i64>,
+        participants: Vec<String>,
+    },
+    Append {
+        ticket_id: i64,
+        author: Author,
+        /// The ticket's status before and after, when it changes.
+        status_change: Option<(Status, Status)>,
+        participants: Vec<String>,
+    },
+    /// Automatic mail on its ticket: kept there, changes nothing (but a
+    /// bounce flags the addresses our mail could not reach).
+    Record {
+        ticket_id: i64,
+        author: Option<Author>,
+        bounced: Vec<String>,
+    },
+}
+
+fn hold(code: HoldCode, reason: impl Into<String>) -> Decision {
+    Decision::Hold {
+        code,
+        reason: reason.into(),
+    }
+}
+
+pub fn decide(ctx: &Context<'_>) -> Decision {
+    if ctx.size as u64 > ctx.max_size && !ctx.operator_approved {
+        return hold(
+            HoldCode::TooLarge,
+            format!(
+                "the message is {} bytes, more than limits.max_message_bytes ({}); release it to process it anyway",
+                ctx.size, ctx.max_size
+            ),
+        );
+    }
+    if ctx.classification != Classification::Normal {
+        if let (Classification::Bounce, Some(ours)) = (ctx.classification, ctx.bounce_of) {
+            return Decision::Record {
+                ticket_id: ours.ticket_id,
+                author: None,
+                bounced: ours.failed_recipients.clone(),
+            };
+        }
+        return match first_permitted(ctx) {
+            Some(c) => Decision::Record {
+                ticket_id: c.ticket_id,
+                author: known_author(ctx.sender),
+                bounced: Vec::new(),
+            },
+            None => hold(
+                HoldCode::for_classification(ctx.classification),
+                format!("{}; it opens no ticket", ctx.classification.describe()),
+            ),
+        };
+    }
+    let author = match ctx.sender {
+        Sender::Missing => {
+            return hold(
+                HoldCode::NoSender,
+                "the message has no sender address (From, Sender or Reply-To)",
+            );
+        }
+        Sender::Agent(agent) => {
+            return decide_for_agent(ctx, agent);
+        }
+        Sender::Contact { contact, .. } => match contact.state {
+            ContactState::Locked => {
+                return hold(
+                    HoldCode::Locked,
+                    format!(
+                        "contact {} is locked; unlock it, then release this message",
+                        contact.email
+                    ),
+                );
+            }
+            ContactState::Inactive => {
+                return hold(
+                    HoldCode::Inactive,
+                    format!(
+                        "contact {} is deactivated; activate it, then release this message",
+                        contact.email
+                    ),
+                );
+            }
+            ContactState::Active => Author::Contact {
+                id: contact.id,
+                email: contact.email.clone(),
+            },
+        },
+        Sender::Unknown {
+            address,
+            name,
+            organization,
+        } => {
+            let policy = if ctx.operator_approved {
+                UnknownSenderPolicy::Create
+            } else {
+                ctx.unknown_sender
+            };
+            match policy {
+                UnknownSenderPolicy::Hold => {
+                    return hold(
+                        HoldCode::UnknownSender,
+                        format!(
+                            "{address} is not a known contact (tickets.unknown_sender = hold); add the contact or release this message"
+                        ),
+                    );
+                }
+                UnknownSenderPolicy::Reject => {
+                    return hold(
+                        HoldCode::Rejected,
+                        format!(
+                            "{address} is not a known contact (tickets.unknown_sender = reject)"
+                        ),
+                    );
+                }
+                UnknownSenderPolicy::Create => Author::NewContact {
+                    email: address.clone(),
+                    name: name.clone(),
+                    organization_id: organization.as_ref().map(|o| o.id),
+                },
+            }
+        }
+    };
+
+    let sender_org = ctx.sender.organization().map(|o| o.id);
+    if let Some(candidate) = first_permitted(ctx) {
+        if candidate.status != Status::Closed {
+            let status_change = matches!(candidate.status, Status::Pending | Status::Solved)
+                .then_some((candidate.status, Status::Open));
+            return Decision::Append {
+                ticket_id: candidate.ticket_id,
+                author,
+                status_change,
+                participants: participants(ctx, candidate.organization_id),
+            };
+        }
+        return create(ctx, author, sender_org, Some(candidate.ticket_id));
+    }
+    create(ctx, author, sender_org, None)
+}
+
+/// A new ticket, if the sender's roles allow one in this queue.
+fn create(
+    ctx: &Context<'_>,
+    author: Author,
+    organization_id: Option<i64>,
+    follows_up: Option<i64>,
+) -> Decision {
+    let roles: &[Role] = match ctx.sender {
+        Sender::Contact { contact, .. } => &contact.roles,
+        _ => &[Role::Support],
+    };
+    if !roles.iter().any(|r| ctx.queue.allowed_roles.contains(r)) {
+        let allowed = ctx
+            .queue
+            .allowed_roles
+            .iter()
+            .map(|r| r.as_str())
+            .collect::<Vec<_>>()
+            .join(", ");
+        return hold(
+            HoldCode::RoleNotPermitted,
+            format!(
+                "{} may not open tickets in queue {} (allowed roles: {allowed}); give the contact one of them, then release this message",
+                ctx.sender.address().unwrap_or("the sender"),
+                ctx.queue.name
+            ),
+        );
+    }
+    Decision::Create {
+        author,
+        organization_id,
+        follows_up,
+        participants: participants(ctx, organization_id),
+    }
+}
+
+fn decide_for_agent(ctx: &Context<'_>, agent: &Agent) -> Decision {
+    let author = Author::Agent {
+        id: agent.id,
+        email: agent.email.clone(),
+    };
+    match ctx.candidates.first() {
+        Some(c) => Decision::Append {
+            ticket_id: c.ticket_id,
+            author,
+            // An agent's public answer waits for the customer.
+            status_change: matches!(c.status, Status::New | Status::Open)
+                .then_some((c.status, Status::Pending)),
+            participants: participants(ctx, c.organization_id),
+        },
+        None => Decision::Create {
+            author,
+            organization_id: None,
+            follows_up: None,
+            participants: participants(ctx, None),
+        },
+    }
+}
+
+/// The first ticket this sender may add to: agents to any; others to tickets
+/// they take part in, or of their own organization when it shares tickets.
+fn first_permitted<'c>(ctx: &'c Context<'_>) -> Option<&'c Candidate> {
+    if matches!(ctx.sender, Sender::Agent(_)) {
+        return ctx.candidates.first();
+    }
+    let sender_org = ctx.sender.organization().map(|o| o.id);
+    ctx.candidates.iter().find(|c| {
+        c.sender_is_participant
+            || (c.organization_shares_tickets
+                && c.organization_id.is_some()
+                && c.organization_id == sender_org)
+    })
+}
+
+fn known_author(sender: &Sender) -> Option<Author> {
+    match sender {
+        Sender::Agent(a) => Some(Author::Agent {
+            id: a.id,
+            email: a.email.clone(),
+        }),
+        Sender::Contact { contact, .. } => Some(Author::Contact {
+            id: contact.id,
+            email: contact.email.clone(),
+        }),
+        _ => None,
+    }
+}
+
+/// Copied addresses that become participants, by `tickets.cc_participants`.
+fn participants(ctx: &Context<'_>, ticket_org: Option<i64>) -> Vec<String> {
+    ctx.recipients
+        .iter()
+        .filter(|r| !r.is_agent)
+        .filter(|r| match ctx.cc_policy {
+            CcPolicy::None => false,
+            CcPolicy::All => true,
+            CcPolicy::Organization => ticket_org.is_some() && r.organization_id == ticket_org,
+        })
+        .map(|r| r.address.clone())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn queue() -> Queue {
+        Queue {
+            id: 1,
+            name: "support".into(),
+            addresses: vec!["support@example.com".into()],
+            allowed_roles: vec![Role::Admin, Role::Support],
+        }
+    }
+
+    fn org(id: i64, shares: bool) -> Organization {
+        Organization {
+            id,
+            name: format!("org{id}"),
+            parent_id: None,
+            shares_tickets: shares,
+            language: None,
+        }
+    }
+
+    fn contact(email: &str, org_id: Option<i64>, state: ContactState, roles: Vec<Role>) -> Sender {
+        Sender::Contact {
+            contact: Contact {
+                id: 10,
+                email: email.into(),
+                name: None,
+                organization_id: org_id,
+                roles,
+                state,
+                language: None,
+            },
+            organization: org_id.map(|id| org(id, false)),
+        }
+    }
+
+    fn active(email: &str) -> Sender {
+        contact(email, Some(1), ContactState::Active, vec![Role::Support])
+    }
+
+    fn candidate(id: i64, status: Status, participant: bool) -> Candidate {
+        Candidate {
+            ticket_id: id,
+            status,
+            organization_id: Some(1),
+            organization_shares_tickets: false,
+            sender_is_participant: participant,
+        }
+    }
+
+    struct Case {
+        classification: Classification,
+        sender: Sender,
+        candidates: Vec<Candidate>,
+        recipients: Vec<Recipient>,
+        policy: UnknownSenderPolicy,
+        cc: CcPolicy,
+        approved: bool,
+        size: usize,
+        bounce_of: Option<BouncedMail>,
+    }
+
+    impl Case {
+        fn new(sender: Sender) -> Case {
+            Case {
+                classification: Classification::Normal,
+                sender,
+                candidates: vec![],
+                recipients: vec![],
+                policy: UnknownSenderPolicy::Create,
+                cc: CcPolicy::Organization,
+                approved: false,
+                size: 100,
+                bounce_of: None,
+            }
+        }
+
+        fn decide(&self) -> Decision {
+            let q = queue();
+            decide(&Context {
+                classification: self.classification,
+                size: self.size,
+                max_size: 1000,
+                sender: &self.sender,
+                queue: &q,
+                candidates: &self.candidates,
+                recipients: &self.recipients,
+                unknown_sender: self.policy,
+                cc_policy: self.cc,
+                operator_approved: self.approved,
+                bounce_of: self.bounce_of.as_ref(),
+            })
+        }
+    }
+
+    fn hold_code(d: &Decision) -> Option<HoldCode> {
+        match d {
+            Decision::Hold { code, .. } => Some(*code),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn known_contact_without_thread_creates_a_ticket() {
+        let d = Case::new(active("jane@customer.example")).decide();
+        assert!(
+            matches!(
+                d,
+                Decision::Create {
+                    follows_up: None,
+                    organization_id: Some(1),
+                    ..
+                }
+            ),
+            "{d:?}"
+        );
+    }
+
+    #[test]
+    fn participant_reply_appends_and_reopens_pending_or_solved() {
+        for (status, expected) in [
+            (Status::Pending, Some(Status::Open)),
+            (Status::Solved, Some(Status::Open)),
+            (Status::New, None),
+            (Status::Open, None),
+        ] {
+            let mut case = Case::new(active("jane@customer.example"));
+            case.candidates = vec![candidate(7, status, true)];
+            match case.decide() {
+                Decision::Append {
+                    ticket_id: 7,
+                    status_change,
+                    ..
+                } => assert_eq!(status_change.map(|(_, to)| to), expected),
+                other => panic!("{status:?}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn stranger_with_copied_tag_gets_a_new_ticket() {
+        let mut case = Case::new(contact(
+            "eve@other.example",
+            Some(2),
+            ContactState::Active,
+            vec![Role::Support],
+        ));
+        case.candidates = vec![candidate(7, Status::Open, false)];
+        assert!(matches!(
+            case.decide(),
+            Decision::Create {
+                follows_up: None,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn colleague_may_follow_up_only_when_the_organization_shares_tickets() {
+        let mut case = Case::new(active("bob@customer.example"));
+        case.candidates = vec![candidate(7, Status::Open, false)];
+        assert!(matches!(case.decide(), Decision::Create { .. }));
+        case.candidates[0].organization_shares_tickets = true;
+        assert!(matches!(
+            case.decide(),
+            Decision::Append { ticket_id: 7, .. }
+        ));
+    }
+
+    #[test]
+    fn reply_to_closed_ticket_opens_a_linked_ticket() {
+        let mut case = Case::new(active("jane@customer.example"));
+        case.candidates = vec![candidate(7, Status::Closed, true)];
+        assert!(matches!(
+            case.decide(),
+            Decision::Create {
+                follows_up: Some(7),
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn locked_inactive_and_unpermitted_contacts_are_held() {
+        let d = Case::new(contact(
+            "a@x.example",
+            None,
+            ContactState::Locked,
+            vec![Role::Support],
+        ))
+        .decide();
+        assert_eq!(hold_code(&d), Some(HoldCode::Locked));
+        let d = Case::new(contact(
+            "a@x.example",
+            None,
+            ContactState::Inactive,
+            vec![Role::Support],
+        ))
+        .decide();
+        assert_eq!(hold_code(&d), Some(HoldCode::Inactive));
+        let d = Case::new(contact(
+            "a@x.example",
+            None,
+            ContactState::Active,
+            vec![Role::Billing],
+        ))
+        .decide();
+        assert_eq!(hold_code(&d), Some(HoldCode::RoleNotPermitted));
+    }
+
+    #[test]
+    fn locked_contact_is_held_even_on_its_own_ticket() {
+        let mut case = Case::new(contact(
+            "a@x.example",
+            Some(1),
+            ContactState::Locked,
+            vec![Role::Support],
+        ));
+        case.candidates = vec![candidate(7, Status::Open, true)];
+        assert_eq!(hold_code(&case.decide()), Some(HoldCode::Locked));
+    }
+
+    #[test]
+    fn unknown_sender_follows_the_policy_unless_released() {
+        let unknown = Sender::Unknown {
+            address: "new@customer.example".into(),
+            name: Some("New".into()),
+            organization: Some(org(1, false)),
+        };
+        let mut case = Case::new(unknown);
+        match case.decide() {
+            Decision::Create {
+                author:
+                    Author::NewContact {
+                        organization_id, ..
+                    },
+                ..
+            } => {
+                assert_eq!(organization_id, Some(1))
+            }
+            other => panic!("{other:?}"),
+        }
+        case.policy = UnknownSenderPolicy::Hold;
+        assert_eq!(hold_code(&case.decide()), Some(HoldCode::UnknownSender));
+        case.policy = UnknownSenderPolicy::Reject;
+        assert_eq!(hold_code(&case.decide()), Some(HoldCode::Rejected));
+        case.approved = true;
+        assert!(matches!(case.decide(), Decision::Create { .. }));
+    }
+
+    #[test]
+    fn automatic_mail_never_opens_or_reopens() {
+        for class in [
+            Classification::AutoReply,
+            Classification::Bounce,
+            Classification::Loop,
+            Classification::Spam,
+        ] {
+            let mut case = Case::new(active("jane@customer.example"));
+            case.classification = class;
+            assert!(matches!(case.decide(), Decision::Hold { .. }), "{class:?}");
+            case.candidates = vec![candidate(7, Status::Solved, true)];
+            assert!(
+                matches!(case.decide(), Decision::Record { ticket_id: 7, .. }),
+                "{class:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn bounce_of_our_mail_is_recorded_on_its_ticket_and_flags_the_address() {
+        let daemon = Sender::Unknown {
+            address: "mailer-daemon@mx.customer.example".into(),
+            name: None,
+            organization: None,
+        };
+        let mut case = Case::new(daemon);
+        case.classification = Classification::Bounce;
+        assert!(matches!(
+            case.decide(),
+            Decision::Hold {
+                code: HoldCode::Bounce,
+                ..
+            }
+        ));
+        case.bounce_of = Some(BouncedMail {
+            ticket_id: 7,
+            failed_recipients: vec!["gone@customer.example".into()],
+        });
+        assert_eq!(
+            case.decide(),
+            Decision::Record {
+                ticket_id: 7,
+                author: None,
+                bounced: vec!["gone@customer.example".into()]
+            }
+        );
+    }
+
+    #[test]
+    fn oversized_and_senderless_mail_is_held() {
+        let mut case = Case::new(active("jane@customer.example"));
+        case.size = 5000;
+        assert_eq!(hold_code(&case.decide()), Some(HoldCode::TooLarge));
+        case.approved = true;
+        assert!(matches!(case.decide(), Decision::Create { .. }));
+        assert_eq!(
+            hold_code(&Case::new(Sender::Missing).decide()),
+            Some(HoldCode::NoSender)
+        );
+    }
+
+    #[test]
+    fn agents_append_to_any_ticket_and_set_it_pending() {
+        let agent = Sender::Agent(Agent {
+            id: 3,
+            email: "agent@example.com".into(),
+            name: None,
+            active: true,
+            is_admin: false,
+        });
+        let mut case = Case::new(agent);
+        case.candidates = vec![candidate(7, Status::Open, false)];
+        assert!(matches!(
+            case.decide(),
+            Decision::Append {
+                ticket_id: 7,
+                status_change: Some((Status::Open, Status::Pending)),
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn copied_colleagues_become_participants_by_policy() {
+        let mut case = Case::new(active("jane@customer.example"));
+        case.recipients = vec![
+            Recipient {
+                address: "bob@customer.example".into(),
+                organization_id: Some(1),
+                is_agent: false,
+            },
+            Recipient {
+                address: "eve@other.example".into(),
+                organization_id: Some(2),
+                is_agent: false,
+            },
+            Recipient {
+                address: "agent@example.com".into(),
+                organization_id: None,
+                is_agent: true,
+            },
+        ];
+        let parts = |d: Decision| match d {
+            Decision::Create { participants, .. } => participants,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(parts(case.decide()), vec!["bob@customer.example"]);
+        case.cc = CcPolicy::All;
+        assert_eq!(
+            parts(case.decide()),
+            vec!["bob@customer.example", "eve@other.example"]
+        );
+        case.cc = CcPolicy::None;
+        assert!(parts(case.decide()).is_empty());
+    }
+}

@@ -1,0 +1,58 @@
+//! Identify: the sender and the copied addresses, looked up in the directory.
+
+use super::decide::{Recipient, Sender};
+use crate::mail::{InboundMail, address};
+use crate::store::{Conn, StoreError, directory};
+
+/// The sender as an agent, a contact (with its organization) or an unknown
+/// address (with the organization its domain belongs to).
+pub async fn sender(conn: &mut Conn, mail: &InboundMail) -> Result<Sender, StoreError> {
+    let Some(from) = &mail.from else {
+        return Ok(Sender::Missing);
+    };
+    let found = directory::identify(conn, &from.address, address::domain(&from.address)).await?;
+    Ok(match found {
+        directory::Identity {
+            agent: Some(agent), ..
+        } if agent.active => Sender::Agent(agent),
+        directory::Identity {
+            contact: Some(contact),
+            organization,
+            ..
+        } => Sender::Contact {
+            contact,
+            organization,
+        },
+        directory::Identity { organization, .. } => Sender::Unknown {
+            address: from.address.clone(),
+            name: from.name.clone(),
+            organization,
+        },
+    })
+}
+
+/// To and Cc addresses that are neither ours nor the sender's, with their organization.
+pub async fn recipients(
+    conn: &mut Conn,
+    mail: &InboundMail,
+    own_addresses: &[String],
+) -> Result<Vec<Recipient>, StoreError> {
+    let sender = mail.from.as_ref().map(|f| f.address.as_str());
+    let mut out: Vec<Recipient> = Vec::new();
+    for mailbox in mail.to.iter().chain(mail.cc.iter()) {
+        let addr = mailbox.address.as_str();
+        if Some(addr) == sender
+            || own_addresses.iter().any(|a| a == addr)
+            || out.iter().any(|r| r.address == addr)
+        {
+            continue;
+        }
+        let found = directory::identify(conn, addr, address::domain(addr)).await?;
+        out.push(Recipient {
+            address: addr.to_string(),
+            organization_id: found.organization.map(|o| o.id),
+            is_agent: found.agent.is_some(),
+        });
+    }
+    Ok(out)
+}

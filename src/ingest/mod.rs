@@ -1,0 +1,507 @@
+//! The inbound pipeline: raw bytes → parse → classify → identify → route → thread → decide → apply,
+//! in one transaction per message.
+
+pub mod apply;
+pub mod decide;
+pub mod identify;
+pub mod route;
+pub mod thread;
+pub mod worker;
+
+use std::sync::Arc;
+
+use serde::Serialize;
+use tracing::{Instrument, info_span};
+
+use crate::blobs::BlobStore;
+use crate::config::Settings;
+use crate::mail::classify::classify;
+use crate::mail::parse::{NotAMessage, check_is_message, parse_headers_only};
+use crate::mail::{Classification, InboundMail, parse};
+use crate::store::intake::{self, NewRaw};
+use crate::store::queues::{self, Queue};
+use sqlx::Any;
+use sqlx::pool::PoolConnection;
+
+use crate::notify::Notifier;
+use crate::store::{Conn, Store, StoreError, now, outbox, tickets};
+use decide::{Candidate, Context, Sender};
+use thread::SubjectTag;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    Created,
+    Appended,
+    Duplicate,
+    Held,
+    Ignored,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Created => "created",
+            Outcome::Appended => "appended",
+            Outcome::Duplicate => "duplicate",
+            Outcome::Held => "held",
+            Outcome::Ignored => "ignored",
+        }
+    }
+}
+
+/// What happened to one message.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub outcome: Outcome,
+    pub ticket: Option<i64>,
+    pub reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub held_id: Option<i64>,
+}
+
+impl Report {
+    pub fn new(outcome: Outcome, ticket: Option<i64>, reason: Option<String>) -> Report {
+        Report {
+            outcome,
+            ticket,
+            reason,
+            held_id: None,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("not an email message: {0}")]
+    NotAMessage(#[from] NotAMessage),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot store an attachment: {0}")]
+    Files(#[source] std::io::Error),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("the ingest worker has stopped")]
+    Stopped,
+    #[error(transparent)]
+    Templates(#[from] crate::notify::templates::TemplateError),
+}
+
+impl IngestError {
+    /// True when the same message may succeed later (the store was unavailable).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            IngestError::Store(e) => e.is_transient(),
+            IngestError::Files(_) | IngestError::Stopped => true,
+            _ => false,
+        }
+    }
+}
+
+/// Everything the pipeline needs, built once and shared by every message.
+pub struct Pipeline {
+    store: Store,
+    settings: Arc<Settings>,
+    queues: Vec<Queue>,
+    default_queue: usize,
+    own_addresses: Vec<String>,
+    tag: SubjectTag,
+    blobs: BlobStore,
+    notifier: Notifier,
+    /// The connection this pipeline writes through. Keeping one (rather than
+    /// taking any from the pool) keeps SQLite's page cache warm between
+    /// messages; it is dropped after a transient error and opened anew.
+    conn: tokio::sync::Mutex<Option<PoolConnection<Any>>>,
+}
+
+impl Pipeline {
+    /// Syncs the configured queues into the store, loads the notification
+    /// templates and prepares the pipeline.
+    pub async fn new(store: Store, settings: Arc<Settings>) -> Result<Pipeline, IngestError> {
+        let queues = {
+            let mut conn = store.conn().await?;
+            queues::sync(&mut conn, &settings.queues).await?
+        };
+        let default_queue = queues
+            .iter()
+            .position(|q| q.name == settings.tickets.default_queue)
+            .unwrap_or(0);
+        let notifier = Notifier::new(settings.clone(), queues.clone())?;
+        Ok(Pipeline {
+            notifier,
+            own_addresses: settings.own_addresses(),
+            tag: SubjectTag::new(&settings.tickets.tag),
+            blobs: BlobStore::new(&settings.data.dir),
+            store,
+            settings,
+            queues,
+            default_queue,
+            conn: tokio::sync::Mutex::new(None),
+        })
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn tag(&self) -> &SubjectTag {
+        &self.tag
+    }
+
+    pub fn queues(&self) -> &[Queue] {
+        &self.queues
+    }
+
+    /// Processes one message exactly once. `source` says where it came from
+    /// (a file name, `stdin`, `imap:host/INBOX`…) for the record.
+    ///
+    /// `queue` names the queue of a source dedicated to one (an IMAP mailbox
+    /// or Maildir configured with `queue`); without it the recipient picks.
+    pub async fn ingest(
+        &self,
+        raw: &[u8],
+        source: &str,
+        queue: Option<&str>,
+    ) -> Result<Report, IngestError> {
+        let forced = match queue {
+            Some(name) => Some(
+                self.queues
+                    .iter()
+                    .find(|q| q.name == name)
+                    .ok_or_else(|| IngestError::Invalid(format!("no queue named `{name}`")))?,
+            ),
+            None => None,
+        };
+        check_is_message(raw)?;
+        let mail = self.parse(raw, false);
+        let span = info_span!(
+            "message",
+            source,
+            message_id = mail.message_id.as_deref().unwrap_or(""),
+            outcome = tracing::field::Empty,
+            ticket = tracing::field::Empty,
+        );
+        async {
+            let report = self.ingest_parsed(raw, &mail, source, forced).await?;
+            let span = tracing::Span::current();
+            span.record("outcome", report.outcome.as_str());
+            if let Some(ticket) = report.ticket {
+                span.record("ticket", ticket);
+            }
+            tracing::info!(
+                reason = report.reason.as_deref().unwrap_or(""),
+                "message processed"
+            );
+            Ok(report)
+        }
+        .instrument(span)
+        .await
+    }
+
+    fn parse(&self, raw: &[u8], approved: bool) -> InboundMail {
+        if raw.len() as u64 > self.settings.limits.max_message_bytes && !approved {
+            parse_headers_only(raw)
+        } else {
+            parse(raw)
+        }
+    }
+
+    async fn ingest_parsed(
+        &self,
+        raw: &[u8],
+        mail: &InboundMail,
+        source: &str,
+        forced: Option<&Queue>,
+    ) -> Result<Report, IngestError> {
+        let mut slot = self.conn.lock().await;
+        let mut conn = self.checkout(&mut slot).await?;
+        let result = self.ingest_on(&mut conn, raw, mail, source, forced).await;
+        checkin(&mut slot, conn, &result);
+        result
+    }
+
+    /// This pipeline's connection, opened when there is none.
+    async fn checkout(
+        &self,
+        slot: &mut Option<PoolConnection<Any>>,
+    ) -> Result<PoolConnection<Any>, IngestError> {
+        match slot.take() {
+            Some(conn) => Ok(conn),
+            None => Ok(self.store.conn().await?),
+        }
+    }
+
+    async fn ingest_on(
+        &self,
+        conn: &mut Conn,
+        raw: &[u8],
+        mail: &InboundMail,
+        source: &str,
+        forced: Option<&Queue>,
+    ) -> Result<Report, IngestError> {
+        let from = mail.from.as_ref().map(|f| f.address.as_str()).unwrap_or("");
+        let mut tx = self.store.begin_on(conn).await?;
+        let fresh = intake::record_raw(
+            &mut tx,
+            &NewRaw {
+                sha256: &mail.sha256,
+                message_id: mail.message_id.as_deref(),
+                from_address: from,
+                bytes: raw,
+                source,
+            },
+            now(),
+        )
+        .await?;
+        if !fresh {
+            let ticket = intake::ticket_of_known_message(
+                &mut tx,
+                &mail.sha256,
+                mail.message_id.as_deref(),
+                from,
+            )
+            .await?;
+            tx.rollback().await.map_err(StoreError::from)?;
+            return Ok(Report::new(
+                Outcome::Duplicate,
+                ticket,
+                Some("this message was received before".to_string()),
+            ));
+        }
+        let report = self.decide_and_apply(&mut tx, mail, None, forced).await?;
+        tx.commit().await.map_err(StoreError::from)?;
+        Ok(report)
+    }
+
+    /// Runs a held message through the pipeline again, as approved by an
+    /// operator: an unknown sender is accepted and the size limit lifted; a
+    /// locked contact, a missing role or automatic mail still hold it.
+    pub async fn release(&self, held_id: i64) -> Result<Report, IngestError> {
+        let mut slot = self.conn.lock().await;
+        let mut conn = self.checkout(&mut slot).await?;
+        let result = self.release_on(&mut conn, held_id).await;
+        checkin(&mut slot, conn, &result);
+        result
+    }
+
+    /// Keeps input a source delivered that cannot be processed (not a message
+    /// at all, or an error that will not go away) as a held message, so that
+    /// the source can acknowledge it and nothing is lost.
+    pub async fn hold_unprocessable(
+        &self,
+        raw: &[u8],
+        source: &str,
+        queue: Option<&str>,
+        reason: &str,
+    ) -> Result<Report, IngestError> {
+        let mail = parse_headers_only(raw);
+        let queue = queue
+            .and_then(|name| self.queues.iter().find(|q| q.name == name))
+            .unwrap_or(&self.queues[self.default_queue]);
+        let mut slot = self.conn.lock().await;
+        let mut conn = self.checkout(&mut slot).await?;
+        let result = self
+            .hold_on(&mut conn, raw, &mail, source, queue, reason)
+            .await;
+        checkin(&mut slot, conn, &result);
+        result
+    }
+
+    async fn hold_on(
+        &self,
+        conn: &mut Conn,
+        raw: &[u8],
+        mail: &InboundMail,
+        source: &str,
+        queue: &Queue,
+        reason: &str,
+    ) -> Result<Report, IngestError> {
+        let mut tx = self.store.begin_on(conn).await?;
+        let fresh = intake::record_raw(
+            &mut tx,
+            &NewRaw {
+                sha256: &mail.sha256,
+                message_id: mail.message_id.as_deref(),
+                from_address: mail.from.as_ref().map(|f| f.address.as_str()).unwrap_or(""),
+                bytes: raw,
+                source,
+            },
+            now(),
+        )
+        .await?;
+        if !fresh {
+            tx.rollback().await.map_err(StoreError::from)?;
+            return Ok(Report::new(
+                Outcome::Duplicate,
+                None,
+                Some("this input was received before".into()),
+            ));
+        }
+        let new_subject = self.tag.clean_subject(mail.subject.as_deref());
+        let decision = decide::Decision::Hold {
+            code: decide::HoldCode::Unprocessable,
+            reason: format!("cannot be processed: {reason}"),
+        };
+        let input = apply::Input {
+            mail,
+            classification: Classification::Normal,
+            queue,
+            new_subject: &new_subject,
+            released_from: None,
+            blobs: &self.blobs,
+            max_attachment_bytes: self.settings.limits.max_attachment_bytes,
+            notifier: &self.notifier,
+            now: now(),
+        };
+        let report = apply::apply(&mut tx, &decision, &input).await?;
+        tx.commit().await.map_err(StoreError::from)?;
+        Ok(report)
+    }
+
+    async fn release_on(&self, conn: &mut Conn, held_id: i64) -> Result<Report, IngestError> {
+        let mut tx = self.store.begin_on(conn).await?;
+        let held = intake::held(&mut tx, held_id)
+            .await?
+            .ok_or_else(|| IngestError::Invalid(format!("no held message #{held_id}")))?;
+        if let Some(resolution) = &held.resolution {
+            return Err(IngestError::Invalid(format!(
+                "held message #{held_id} was {resolution} already"
+            )));
+        }
+        let raw = intake::raw_bytes(&mut tx, &held.raw_sha256)
+            .await?
+            .ok_or_else(|| {
+                IngestError::Invalid(format!(
+                    "the raw message of held message #{held_id} is missing"
+                ))
+            })?;
+        let mail = self.parse(&raw, true);
+        let held_queue = self.queues.iter().find(|q| Some(q.id) == held.queue_id);
+        let report = self
+            .decide_and_apply(&mut tx, &mail, Some(held_id), held_queue)
+            .await?;
+        tx.commit().await.map_err(StoreError::from)?;
+        Ok(report)
+    }
+
+    async fn decide_and_apply(
+        &self,
+        conn: &mut Conn,
+        mail: &InboundMail,
+        released_from: Option<i64>,
+        forced: Option<&Queue>,
+    ) -> Result<Report, IngestError> {
+        let classification = classify(mail, &self.own_addresses);
+        let queue = match forced {
+            Some(queue) => queue,
+            None => route::pick_queue(mail, &self.queues, &self.queues[self.default_queue]),
+        };
+        let sender = identify::sender(conn, mail).await?;
+        let candidates = self.candidates(conn, mail, &sender).await?;
+        let recipients = if classification == Classification::Normal
+            && self.settings.tickets.cc_participants != crate::config::CcPolicy::None
+        {
+            identify::recipients(conn, mail, &self.own_addresses).await?
+        } else {
+            Vec::new()
+        };
+        let bounce_of = if classification == Classification::Bounce {
+            self.bounce_of(conn, mail).await?
+        } else {
+            None
+        };
+        let decision = decide::decide(&Context {
+            classification,
+            size: mail.size,
+            max_size: self.settings.limits.max_message_bytes,
+            sender: &sender,
+            queue,
+            candidates: &candidates,
+            recipients: &recipients,
+            unknown_sender: self.settings.tickets.unknown_sender,
+            cc_policy: self.settings.tickets.cc_participants,
+            operator_approved: released_from.is_some(),
+            bounce_of: bounce_of.as_ref(),
+        });
+        tracing::debug!(?decision, "decided");
+        let new_subject = self.tag.clean_subject(mail.subject.as_deref());
+        let input = apply::Input {
+            mail,
+            classification,
+            queue,
+            new_subject: &new_subject,
+            released_from,
+            blobs: &self.blobs,
+            max_attachment_bytes: self.settings.limits.max_attachment_bytes,
+            notifier: &self.notifier,
+            now: now(),
+        };
+        apply::apply(conn, &decision, &input).await
+    }
+
+    /// The notification of ours a delivery report is about, if we sent it.
+    async fn bounce_of(
+        &self,
+        conn: &mut Conn,
+        mail: &InboundMail,
+    ) -> Result<Option<decide::BouncedMail>, StoreError> {
+        let report = &mail.signals.delivery_report;
+        let ids = report
+            .message_ids
+            .iter()
+            .chain(mail.in_reply_to.iter())
+            .chain(mail.references.iter());
+        for id in ids {
+            if let Some((_, Some(ticket_id), recipient)) = outbox::by_message_id(conn, id).await? {
+                // Only a failure stops our mail; a delay report is just recorded.
+                let failed = matches!(report.action.as_deref(), None | Some("failed"));
+                let failed_recipients = match (failed, report.recipients.is_empty()) {
+                    (false, _) => Vec::new(),
+                    (true, true) => vec![recipient],
+                    (true, false) => report.recipients.clone(),
+                };
+                return Ok(Some(decide::BouncedMail {
+                    ticket_id,
+                    failed_recipients,
+                }));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Tickets the message points at: by In-Reply-To/References, then by subject tag.
+    async fn candidates(
+        &self,
+        conn: &mut Conn,
+        mail: &InboundMail,
+        sender: &Sender,
+    ) -> Result<Vec<Candidate>, StoreError> {
+        let who = sender.address().unwrap_or("");
+        let mut candidates: Vec<Candidate> = Vec::new();
+        for id in thread::referenced_ids(mail) {
+            if let Some(found) = tickets::thread_by_message_id(conn, id, who).await?
+                && !candidates.iter().any(|c| c.ticket_id == found.ticket_id)
+            {
+                candidates.push(found);
+            }
+        }
+        if let Some(tagged) = mail.subject.as_deref().and_then(|s| self.tag.ticket_id(s))
+            && !candidates.iter().any(|c| c.ticket_id == tagged)
+            && let Some(found) = tickets::thread_by_ticket_id(conn, tagged, who).await?
+        {
+            candidates.push(found);
+        }
+        Ok(candidates)
+    }
+}
+
+/// Keeps the connection for the next message, unless it may be broken.
+fn checkin<T>(
+    slot: &mut Option<PoolConnection<Any>>,
+    conn: PoolConnection<Any>,
+    result: &Result<T, IngestError>,
+) {
+    if !result.as_ref().is_err_and(IngestError::is_transient) {
+        *slot = Some(conn);
+    }
+}

@@ -1,0 +1,72 @@
+//! Route: the address a message was sent to picks its queue.
+
+use crate::mail::InboundMail;
+use crate::store::queues::Queue;
+
+/// The queue whose address received the message: envelope recipients first
+/// (Delivered-To, X-Original-To), then To, then Cc; else the default queue.
+pub fn pick_queue<'q>(mail: &InboundMail, queues: &'q [Queue], default: &'q Queue) -> &'q Queue {
+    let recipients = mail
+        .delivered_to
+        .iter()
+        .map(String::as_str)
+        .chain(mail.to.iter().map(|m| m.address.as_str()))
+        .chain(mail.cc.iter().map(|m| m.address.as_str()));
+    for recipient in recipients {
+        if let Some(queue) = queues
+            .iter()
+            .find(|q| q.addresses.iter().any(|a| a == recipient))
+        {
+            return queue;
+        }
+    }
+    default
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Role;
+    use crate::mail::parse;
+
+    fn queue(id: i64, name: &str, address: &str) -> Queue {
+        Queue {
+            id,
+            name: name.into(),
+            addresses: vec![address.into()],
+            allowed_roles: vec![Role::Admin, Role::Support],
+        }
+    }
+
+    #[test]
+    fn recipient_address_picks_the_queue() {
+        let queues = vec![
+            queue(1, "support", "support@example.com"),
+            queue(2, "billing", "billing@example.com"),
+        ];
+        let mail = parse(b"From: a@example.org\r\nTo: Billing <Billing@Example.com>\r\n\r\nx");
+        assert_eq!(pick_queue(&mail, &queues, &queues[0]).name, "billing");
+    }
+
+    #[test]
+    fn envelope_recipient_wins_over_to_and_cc() {
+        let queues = vec![
+            queue(1, "support", "support@example.com"),
+            queue(2, "billing", "billing@example.com"),
+        ];
+        let mail = parse(
+            b"Delivered-To: billing@example.com\r\nFrom: a@example.org\r\nTo: support@example.com\r\n\r\nx",
+        );
+        assert_eq!(pick_queue(&mail, &queues, &queues[0]).name, "billing");
+    }
+
+    #[test]
+    fn unknown_recipient_goes_to_the_default_queue() {
+        let queues = vec![
+            queue(1, "support", "support@example.com"),
+            queue(2, "billing", "billing@example.com"),
+        ];
+        let mail = parse(b"From: a@example.org\r\nTo: help@elsewhere.example\r\n\r\nx");
+        assert_eq!(pick_queue(&mail, &queues, &queues[1]).name, "billing");
+    }
+}

@@ -1,0 +1,156 @@
+//! A rendered notification as a complete RFC 5322 message, with the headers
+//! that keep it in the customer's thread and keep auto-responders quiet.
+
+use lettre::Message;
+use lettre::message::header::{Header, HeaderName, HeaderValue};
+use lettre::message::{Mailbox, MultiPart};
+
+use super::templates::Rendered;
+
+/// The header that marks our own mail; mail carrying it is never answered.
+pub const LOOP_HEADER: &str = "X-Ticketd-Loop";
+
+macro_rules! text_header {
+    ($type:ident, $name:literal) => {
+        #[derive(Debug, Clone)]
+        struct $type(String);
+
+        impl Header for $type {
+            fn name() -> HeaderName {
+                HeaderName::new_from_ascii_str($name)
+            }
+
+            fn parse(s: &str) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+                Ok($type(s.to_string()))
+            }
+
+            fn display(&self) -> HeaderValue {
+                HeaderValue::new(Self::name(), self.0.clone())
+            }
+        }
+    };
+}
+
+text_header!(AutoSubmitted, "Auto-Submitted");
+text_header!(AutoResponseSuppress, "X-Auto-Response-Suppress");
+text_header!(TicketdLoop, "X-Ticketd-Loop");
+
+pub struct Addressing<'a> {
+    pub from_name: &'a str,
+    pub from_address: &'a str,
+    pub to_name: Option<&'a str>,
+    pub to_address: &'a str,
+    /// Without angle brackets.
+    pub message_id: &'a str,
+    /// The customer's latest message, without angle brackets.
+    pub in_reply_to: Option<&'a str>,
+    /// The thread so far, oldest first, without angle brackets.
+    pub references: &'a [String],
+    /// Automatic mail gets `Auto-Submitted: auto-replied` (RFC 3834).
+    pub automatic: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("cannot compose the notification: {0}")]
+pub struct ComposeError(String);
+
+pub fn compose(a: &Addressing<'_>, rendered: &Rendered) -> Result<Vec<u8>, ComposeError> {
+    let mailbox = |name: Option<&str>, address: &str| -> Result<Mailbox, ComposeError> {
+        let address = address
+            .parse()
+            .map_err(|e| ComposeError(format!("`{address}` is not an address: {e}")))?;
+        Ok(Mailbox::new(name.map(str::to_string), address))
+    };
+    let from = mailbox(Some(a.from_name), a.from_address)?;
+    let mut builder = Message::builder()
+        .from(from.clone())
+        .reply_to(from)
+        .to(mailbox(a.to_name, a.to_address)?)
+        .subject(rendered.subject.clone())
+        .message_id(Some(format!("<{}>", a.message_id)))
+        .date_now()
+        .header(TicketdLoop(a.from_address.to_string()))
+        .header(AutoResponseSuppress("All".to_string()));
+    if let Some(parent) = a.in_reply_to {
+        builder = builder.in_reply_to(format!("<{parent}>"));
+    }
+    if !a.references.is_empty() {
+        let chain: Vec<String> = a.references.iter().map(|id| format!("<{id}>")).collect();
+        builder = builder.references(chain.join(" "));
+    }
+    if a.automatic {
+        builder = builder.header(AutoSubmitted("auto-replied".to_string()));
+    }
+    let message = builder
+        .multipart(MultiPart::alternative_plain_html(
+            rendered.text.clone(),
+            rendered.html.clone(),
+        ))
+        .map_err(|e| ComposeError(e.to_string()))?;
+    Ok(message.formatted())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mail;
+
+    #[test]
+    fn composed_mail_threads_and_is_marked_automatic() {
+        let rendered = Rendered {
+            subject: "[Support #7] Printer".into(),
+            text: "Hello Jane\n".into(),
+            html: "<p>Hello Jane</p>".into(),
+        };
+        let bytes = compose(
+            &Addressing {
+                from_name: "Example Support",
+                from_address: "support@example.com",
+                to_name: Some("Jane Doe"),
+                to_address: "jane@customer.example",
+                message_id: "n1.7@example.com",
+                in_reply_to: Some("c2@customer.example"),
+                references: &[
+                    "c1@customer.example".to_string(),
+                    "c2@customer.example".to_string(),
+                ],
+                automatic: true,
+            },
+            &rendered,
+        )
+        .expect("compose");
+        let parsed = mail::parse(&bytes);
+        assert_eq!(parsed.message_id.as_deref(), Some("n1.7@example.com"));
+        assert_eq!(parsed.in_reply_to, vec!["c2@customer.example"]);
+        assert_eq!(
+            parsed.references,
+            vec!["c1@customer.example", "c2@customer.example"]
+        );
+        assert_eq!(parsed.subject.as_deref(), Some("[Support #7] Printer"));
+        assert_eq!(
+            parsed.signals.auto_submitted.as_deref(),
+            Some("auto-replied")
+        );
+        assert_eq!(
+            parsed.signals.loop_header.as_deref(),
+            Some("support@example.com")
+        );
+        assert!(parsed.text.contains("Hello Jane"));
+        assert!(
+            parsed
+                .html
+                .as_deref()
+                .is_some_and(|h| h.contains("Hello Jane"))
+        );
+        // Our own notification coming back is recognized as a loop.
+        let class = mail::classify::classify(&parsed, &["support@example.com".to_string()]);
+        assert_eq!(class, mail::Classification::Loop);
+        let raw = String::from_utf8_lossy(&bytes);
+        assert!(raw.contains("X-Auto-Response-Suppress: All"), "{raw}");
+        assert!(
+            raw.contains("Reply-To: \"Example Support\" <support@example.com>")
+                || raw.contains("Reply-To: Example Support <support@example.com>"),
+            "{raw}"
+        );
+    }
+}

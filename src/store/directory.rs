@@ -1,0 +1,532 @@
+//! Who is who: organizations (with domains and shared notification addresses), contacts and agents.
+
+use serde::Serialize;
+use sqlx::{FromRow, Row};
+
+use super::{Conn, StoreError, conflict, flag};
+use crate::config::Role;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Organization {
+    pub id: i64,
+    pub name: String,
+    pub parent_id: Option<i64>,
+    pub shares_tickets: bool,
+    pub language: Option<String>,
+}
+
+#[derive(FromRow)]
+struct OrganizationRow {
+    id: i64,
+    name: String,
+    parent_id: Option<i64>,
+    shares_tickets: i64,
+    language: Option<String>,
+}
+
+impl From<OrganizationRow> for Organization {
+    fn from(r: OrganizationRow) -> Self {
+        Organization {
+            id: r.id,
+            name: r.name,
+            parent_id: r.parent_id,
+            shares_tickets: r.shares_tickets != 0,
+            language: r.language,
+        }
+    }
+}
+
+/// An organization with what `org list` shows.
+#[derive(Debug, Clone, Serialize)]
+pub struct OrganizationListing {
+    pub id: i64,
+    pub name: String,
+    pub parent: Option<String>,
+    pub domains: Vec<String>,
+    pub shares_tickets: bool,
+    pub notify: Vec<String>,
+    pub language: Option<String>,
+    pub contacts: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ContactState {
+    Active,
+    Locked,
+    Inactive,
+}
+
+impl ContactState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ContactState::Active => "active",
+            ContactState::Locked => "locked",
+            ContactState::Inactive => "inactive",
+        }
+    }
+
+    fn parse(s: &str) -> ContactState {
+        match s {
+            "locked" => ContactState::Locked,
+            "inactive" => ContactState::Inactive,
+            _ => ContactState::Active,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Contact {
+    pub id: i64,
+    pub email: String,
+    pub name: Option<String>,
+    pub organization_id: Option<i64>,
+    pub roles: Vec<Role>,
+    pub state: ContactState,
+    pub language: Option<String>,
+}
+
+#[derive(FromRow)]
+struct ContactRow {
+    id: i64,
+    email: String,
+    name: Option<String>,
+    organization_id: Option<i64>,
+    roles: String,
+    state: String,
+    language: Option<String>,
+}
+
+impl From<ContactRow> for Contact {
+    fn from(r: ContactRow) -> Self {
+        Contact {
+            id: r.id,
+            email: r.email,
+            name: r.name,
+            organization_id: r.organization_id,
+            roles: parse_roles(&r.roles),
+            state: ContactState::parse(&r.state),
+            language: r.language,
+        }
+    }
+}
+
+/// A contact as `contact list` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ContactListing {
+    pub email: String,
+    pub name: Option<String>,
+    pub organization: Option<String>,
+    pub roles: Vec<Role>,
+    pub state: ContactState,
+    pub language: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewContact {
+    pub email: String,
+    pub name: Option<String>,
+    pub organization_id: Option<i64>,
+    pub roles: Vec<Role>,
+    pub language: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Agent {
+    pub id: i64,
+    pub email: String,
+    pub name: Option<String>,
+    pub active: bool,
+    pub is_admin: bool,
+}
+
+#[derive(FromRow)]
+struct AgentRow {
+    id: i64,
+    email: String,
+    name: Option<String>,
+    active: i64,
+    is_admin: i64,
+}
+
+impl From<AgentRow> for Agent {
+    fn from(r: AgentRow) -> Self {
+        Agent {
+            id: r.id,
+            email: r.email,
+            name: r.name,
+            active: r.active != 0,
+            is_admin: r.is_admin != 0,
+        }
+    }
+}
+
+pub fn roles_text(roles: &[Role]) -> String {
+    let mut sorted: Vec<Role> = roles.to_vec();
+    sorted.sort();
+    sorted.dedup();
+    sorted
+        .iter()
+        .map(|r| r.as_str())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn parse_roles(text: &str) -> Vec<Role> {
+    text.split(',')
+        .filter_map(|r| r.parse::<Role>().ok())
+        .collect()
+}
+
+// ---- organizations ----
+
+pub async fn create_organization(
+    conn: &mut Conn,
+    name: &str,
+    parent_id: Option<i64>,
+    shares_tickets: bool,
+    language: Option<&str>,
+    now: i64,
+) -> Result<i64, StoreError> {
+    sqlx::query(
+        "INSERT INTO organizations (name, parent_id, shares_tickets, language, created_at)
+         VALUES ($1, $2, $3, $4, $5) RETURNING id",
+    )
+    .bind(name)
+    .bind(parent_id)
+    .bind(flag(shares_tickets))
+    .bind(language)
+    .bind(now)
+    .fetch_one(&mut *conn)
+    .await
+    .map(|row| row.get::<i64, _>(0))
+    .map_err(|e| {
+        conflict(e, || {
+            format!("an organization named `{name}` exists already")
+        })
+    })
+}
+
+pub async fn add_organization_domain(
+    conn: &mut Conn,
+    organization_id: i64,
+    domain: &str,
+) -> Result<(), StoreError> {
+    sqlx::query("INSERT INTO organization_domains (domain, organization_id) VALUES ($1, $2)")
+        .bind(domain)
+        .bind(organization_id)
+        .execute(&mut *conn)
+        .await
+        .map_err(|e| {
+            conflict(e, || {
+                format!("the domain `{domain}` belongs to another organization already")
+            })
+        })?;
+    Ok(())
+}
+
+pub async fn add_organization_notify_address(
+    conn: &mut Conn,
+    organization_id: i64,
+    address: &str,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO organization_notify_addresses (organization_id, address) VALUES ($1, $2)
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(organization_id)
+    .bind(address)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn organization_by_name(
+    conn: &mut Conn,
+    name: &str,
+) -> Result<Option<Organization>, StoreError> {
+    let row: Option<OrganizationRow> = sqlx::query_as(
+        "SELECT id, name, parent_id, shares_tickets, language FROM organizations WHERE name = $1",
+    )
+    .bind(name)
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(row.map(Into::into))
+}
+
+pub async fn organization_by_id(
+    conn: &mut Conn,
+    id: i64,
+) -> Result<Option<Organization>, StoreError> {
+    let row: Option<OrganizationRow> = sqlx::query_as(
+        "SELECT id, name, parent_id, shares_tickets, language FROM organizations WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(row.map(Into::into))
+}
+
+pub async fn organization_by_domain(
+    conn: &mut Conn,
+    domain: &str,
+) -> Result<Option<Organization>, StoreError> {
+    let row: Option<OrganizationRow> = sqlx::query_as(
+        "SELECT o.id, o.name, o.parent_id, o.shares_tickets, o.language
+         FROM organizations o JOIN organization_domains d ON d.organization_id = o.id
+         WHERE d.domain = $1",
+    )
+    .bind(domain)
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(row.map(Into::into))
+}
+
+pub async fn organization_notify_addresses(
+    conn: &mut Conn,
+    organization_id: i64,
+) -> Result<Vec<String>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT address FROM organization_notify_addresses WHERE organization_id = $1 ORDER BY address",
+    )
+    .bind(organization_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(rows.iter().map(|r| r.get::<String, _>(0)).collect())
+}
+
+pub async fn list_organizations(conn: &mut Conn) -> Result<Vec<OrganizationListing>, StoreError> {
+    let orgs: Vec<OrganizationRow> = sqlx::query_as(
+        "SELECT id, name, parent_id, shares_tickets, language FROM organizations ORDER BY name",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    let domains =
+        sqlx::query("SELECT organization_id, domain FROM organization_domains ORDER BY domain")
+            .fetch_all(&mut *conn)
+            .await?;
+    let notify = sqlx::query(
+        "SELECT organization_id, address FROM organization_notify_addresses ORDER BY address",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    let counts = sqlx::query(
+        "SELECT organization_id, COUNT(*) FROM contacts WHERE organization_id IS NOT NULL
+         GROUP BY organization_id",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    let names: std::collections::HashMap<i64, String> =
+        orgs.iter().map(|o| (o.id, o.name.clone())).collect();
+    let pick = |rows: &[sqlx::any::AnyRow], id: i64| -> Vec<String> {
+        rows.iter()
+            .filter(|r| r.get::<i64, _>(0) == id)
+            .map(|r| r.get::<String, _>(1))
+            .collect()
+    };
+    Ok(orgs
+        .into_iter()
+        .map(|o| OrganizationListing {
+            id: o.id,
+            parent: o.parent_id.and_then(|p| names.get(&p).cloned()),
+            domains: pick(&domains, o.id),
+            notify: pick(&notify, o.id),
+            shares_tickets: o.shares_tickets != 0,
+            contacts: counts
+                .iter()
+                .find(|r| r.get::<i64, _>(0) == o.id)
+                .map(|r| r.get::<i64, _>(1))
+                .unwrap_or(0),
+            name: o.name,
+            language: o.language,
+        })
+        .collect())
+}
+
+/// Everything the directory knows about one address, in one query: the agent
+/// with that address, the contact with it, and the contact's organization (or,
+/// for an address that is no contact, the organization owning its domain).
+#[derive(Debug, Clone, Default)]
+pub struct Identity {
+    pub agent: Option<Agent>,
+    pub contact: Option<Contact>,
+    pub organization: Option<Organization>,
+}
+
+pub async fn identify(conn: &mut Conn, email: &str, domain: &str) -> Result<Identity, StoreError> {
+    let row = sqlx::query(
+        "SELECT a.id, a.email, a.name, a.active, a.is_admin,
+                c.id, c.email, c.name, c.organization_id, c.roles, c.state, c.language,
+                o.id, o.name, o.parent_id, o.shares_tickets, o.language
+         FROM (SELECT 1 AS one) x
+         LEFT JOIN agents a ON a.email = $1
+         LEFT JOIN contacts c ON c.email = $1
+         LEFT JOIN organizations o ON o.id = CASE
+             WHEN c.id IS NOT NULL THEN c.organization_id
+             ELSE (SELECT d.organization_id FROM organization_domains d WHERE d.domain = $2)
+         END",
+    )
+    .bind(email)
+    .bind(domain)
+    .fetch_one(&mut *conn)
+    .await?;
+    let agent = row.get::<Option<i64>, _>(0).map(|id| Agent {
+        id,
+        email: row.get(1),
+        name: row.get(2),
+        active: row.get::<i64, _>(3) != 0,
+        is_admin: row.get::<i64, _>(4) != 0,
+    });
+    let contact = row.get::<Option<i64>, _>(5).map(|id| Contact {
+        id,
+        email: row.get(6),
+        name: row.get(7),
+        organization_id: row.get(8),
+        roles: parse_roles(&row.get::<String, _>(9)),
+        state: ContactState::parse(&row.get::<String, _>(10)),
+        language: row.get(11),
+    });
+    let organization = row.get::<Option<i64>, _>(12).map(|id| Organization {
+        id,
+        name: row.get(13),
+        parent_id: row.get(14),
+        shares_tickets: row.get::<i64, _>(15) != 0,
+        language: row.get(16),
+    });
+    Ok(Identity {
+        agent,
+        contact,
+        organization,
+    })
+}
+
+// ---- contacts ----
+
+pub async fn contact_by_email(conn: &mut Conn, email: &str) -> Result<Option<Contact>, StoreError> {
+    let row: Option<ContactRow> = sqlx::query_as(
+        "SELECT id, email, name, organization_id, roles, state, language FROM contacts WHERE email = $1",
+    )
+    .bind(email)
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(row.map(Into::into))
+}
+
+pub async fn create_contact(
+    conn: &mut Conn,
+    contact: &NewContact,
+    now: i64,
+) -> Result<i64, StoreError> {
+    sqlx::query(
+        "INSERT INTO contacts (email, name, organization_id, roles, state, language, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, 'active', $5, $6, $6) RETURNING id",
+    )
+    .bind(&contact.email)
+    .bind(&contact.name)
+    .bind(contact.organization_id)
+    .bind(roles_text(&contact.roles))
+    .bind(&contact.language)
+    .bind(now)
+    .fetch_one(&mut *conn)
+    .await
+    .map(|row| row.get::<i64, _>(0))
+    .map_err(|e| conflict(e, || format!("a contact `{}` exists already", contact.email)))
+}
+
+/// Sets a contact's state; returns the contact as it was before.
+pub async fn set_contact_state(
+    conn: &mut Conn,
+    email: &str,
+    state: ContactState,
+    now: i64,
+) -> Result<Contact, StoreError> {
+    let before = contact_by_email(conn, email)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("no contact `{email}`")))?;
+    sqlx::query("UPDATE contacts SET state = $1, updated_at = $2 WHERE id = $3")
+        .bind(state.as_str())
+        .bind(now)
+        .bind(before.id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(before)
+}
+
+pub async fn list_contacts(
+    conn: &mut Conn,
+    organization_id: Option<i64>,
+) -> Result<Vec<ContactListing>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT c.email, c.name, o.name, c.roles, c.state, c.language
+         FROM contacts c LEFT JOIN organizations o ON o.id = c.organization_id
+         WHERE ($1 IS NULL OR c.organization_id = $1)
+         ORDER BY c.email",
+    )
+    .bind(organization_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(rows
+        .iter()
+        .map(|r| ContactListing {
+            email: r.get(0),
+            name: r.get(1),
+            organization: r.get(2),
+            roles: parse_roles(&r.get::<String, _>(3)),
+            state: ContactState::parse(&r.get::<String, _>(4)),
+            language: r.get(5),
+        })
+        .collect())
+}
+
+// ---- agents ----
+
+pub async fn agent_by_email(conn: &mut Conn, email: &str) -> Result<Option<Agent>, StoreError> {
+    let row: Option<AgentRow> =
+        sqlx::query_as("SELECT id, email, name, active, is_admin FROM agents WHERE email = $1")
+            .bind(email)
+            .fetch_optional(&mut *conn)
+            .await?;
+    Ok(row.map(Into::into))
+}
+
+pub async fn create_agent(
+    conn: &mut Conn,
+    email: &str,
+    name: Option<&str>,
+    is_admin: bool,
+    now: i64,
+) -> Result<i64, StoreError> {
+    sqlx::query(
+        "INSERT INTO agents (email, name, active, is_admin, created_at) VALUES ($1, $2, 1, $3, $4)
+         RETURNING id",
+    )
+    .bind(email)
+    .bind(name)
+    .bind(flag(is_admin))
+    .bind(now)
+    .fetch_one(&mut *conn)
+    .await
+    .map(|row| row.get::<i64, _>(0))
+    .map_err(|e| conflict(e, || format!("an agent `{email}` exists already")))
+}
+
+pub async fn list_agents(conn: &mut Conn) -> Result<Vec<Agent>, StoreError> {
+    let rows: Vec<AgentRow> =
+        sqlx::query_as("SELECT id, email, name, active, is_admin FROM agents ORDER BY email")
+            .fetch_all(&mut *conn)
+            .await?;
+    Ok(rows.into_iter().map(Into::into).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roles_round_trip_sorted_and_deduplicated() {
+        let text = roles_text(&[Role::Support, Role::Admin, Role::Support]);
+        assert_eq!(text, "admin,support");
+        assert_eq!(parse_roles(&text), vec![Role::Admin, Role::Support]);
+        assert_eq!(parse_roles(""), Vec::<Role>::new());
+    }
+}

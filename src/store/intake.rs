@@ -1,0 +1,173 @@
+//! What came in: raw messages (kept by hash, the key to exactly-once) and held messages.
+
+use serde::Serialize;
+use sqlx::{FromRow, Row};
+
+use super::{Conn, StoreError};
+
+pub struct NewRaw<'a> {
+    pub sha256: &'a str,
+    pub message_id: Option<&'a str>,
+    /// The sender's normalized address, `""` when there is none.
+    pub from_address: &'a str,
+    pub bytes: &'a [u8],
+    pub source: &'a str,
+}
+
+/// Records a raw message. Returns `false` when it is already known: the same
+/// bytes, or the same Message-ID from the same sender (a second delivery).
+pub async fn record_raw(conn: &mut Conn, raw: &NewRaw<'_>, now: i64) -> Result<bool, StoreError> {
+    let inserted = sqlx::query(
+        "INSERT INTO raw_messages (sha256, message_id, from_address, size, bytes, source, received_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(raw.sha256)
+    .bind(raw.message_id)
+    .bind(raw.from_address)
+    .bind(raw.bytes.len() as i64)
+    .bind(raw.bytes)
+    .bind(raw.source)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    Ok(inserted.rows_affected() > 0)
+}
+
+/// The ticket an earlier copy of this message went to, if it went to one.
+pub async fn ticket_of_known_message(
+    conn: &mut Conn,
+    sha256: &str,
+    message_id: Option<&str>,
+    from_address: &str,
+) -> Result<Option<i64>, StoreError> {
+    let row = sqlx::query(
+        "SELECT COALESCE(
+             (SELECT m.ticket_id FROM messages m WHERE m.raw_sha256 = r.sha256 ORDER BY m.id LIMIT 1),
+             (SELECT h.ticket_id FROM held_messages h WHERE h.raw_sha256 = r.sha256
+              ORDER BY h.id DESC LIMIT 1))
+         FROM raw_messages r
+         WHERE r.sha256 = $1 OR (r.message_id = $2 AND r.from_address = $3)
+         LIMIT 1",
+    )
+    .bind(sha256)
+    .bind(message_id)
+    .bind(from_address)
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(row.and_then(|r| r.get::<Option<i64>, _>(0)))
+}
+
+pub async fn raw_bytes(conn: &mut Conn, sha256: &str) -> Result<Option<Vec<u8>>, StoreError> {
+    let row = sqlx::query("SELECT bytes FROM raw_messages WHERE sha256 = $1")
+        .bind(sha256)
+        .fetch_optional(&mut *conn)
+        .await?;
+    Ok(row.map(|r| r.get::<Vec<u8>, _>(0)))
+}
+
+pub struct NewHeld<'a> {
+    pub raw_sha256: &'a str,
+    pub reason_code: &'a str,
+    pub reason: &'a str,
+    pub sender: Option<&'a str>,
+    pub subject: Option<&'a str>,
+    pub queue_id: Option<i64>,
+}
+
+pub async fn hold(conn: &mut Conn, held: &NewHeld<'_>, now: i64) -> Result<i64, StoreError> {
+    let row = sqlx::query(
+        "INSERT INTO held_messages (raw_sha256, reason_code, reason, sender, subject, queue_id, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+    )
+    .bind(held.raw_sha256)
+    .bind(held.reason_code)
+    .bind(held.reason)
+    .bind(held.sender)
+    .bind(held.subject)
+    .bind(held.queue_id)
+    .bind(now)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(row.get(0))
+}
+
+/// Replaces the reason of a message that is held again after a release attempt.
+pub async fn update_hold_reason(
+    conn: &mut Conn,
+    id: i64,
+    reason_code: &str,
+    reason: &str,
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE held_messages SET reason_code = $1, reason = $2 WHERE id = $3")
+        .bind(reason_code)
+        .bind(reason)
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+#[derive(Debug, Clone, Serialize, FromRow)]
+pub struct HeldMessage {
+    pub id: i64,
+    pub raw_sha256: String,
+    pub reason_code: String,
+    pub reason: String,
+    pub sender: Option<String>,
+    pub subject: Option<String>,
+    pub queue_id: Option<i64>,
+    pub ticket_id: Option<i64>,
+    #[serde(serialize_with = "super::serialize_time")]
+    pub created_at: i64,
+    #[serde(serialize_with = "super::serialize_optional_time")]
+    pub resolved_at: Option<i64>,
+    pub resolution: Option<String>,
+}
+
+pub async fn held(conn: &mut Conn, id: i64) -> Result<Option<HeldMessage>, StoreError> {
+    Ok(sqlx::query_as(
+        "SELECT id, raw_sha256, reason_code, reason, sender, subject, queue_id, ticket_id,
+                created_at, resolved_at, resolution
+         FROM held_messages WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_optional(&mut *conn)
+    .await?)
+}
+
+/// Held messages, oldest first; resolved ones only when asked.
+pub async fn list_held(
+    conn: &mut Conn,
+    include_resolved: bool,
+) -> Result<Vec<HeldMessage>, StoreError> {
+    Ok(sqlx::query_as(
+        "SELECT id, raw_sha256, reason_code, reason, sender, subject, queue_id, ticket_id,
+                created_at, resolved_at, resolution
+         FROM held_messages WHERE ($1 = 1 OR resolved_at IS NULL) ORDER BY id",
+    )
+    .bind(i64::from(include_resolved))
+    .fetch_all(&mut *conn)
+    .await?)
+}
+
+/// Marks a held message released (into `ticket_id`) or discarded.
+pub async fn resolve_held(
+    conn: &mut Conn,
+    id: i64,
+    resolution: &str,
+    ticket_id: Option<i64>,
+    now: i64,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE held_messages SET resolution = $1, ticket_id = COALESCE($2, ticket_id), resolved_at = $3
+         WHERE id = $4",
+    )
+    .bind(resolution)
+    .bind(ticket_id)
+    .bind(now)
+    .bind(id)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,52 @@
+//! IMAP cursors: per source and mailbox, the UIDVALIDITY and the last UID acknowledged.
+
+use sqlx::Row;
+
+use super::{Conn, StoreError};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cursor {
+    pub uidvalidity: u32,
+    pub last_uid: u32,
+}
+
+pub async fn cursor(
+    conn: &mut Conn,
+    source: &str,
+    mailbox: &str,
+) -> Result<Option<Cursor>, StoreError> {
+    let row = sqlx::query(
+        "SELECT uidvalidity, last_uid FROM mailbox_state WHERE source = $1 AND mailbox = $2",
+    )
+    .bind(source)
+    .bind(mailbox)
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(row.map(|r| Cursor {
+        uidvalidity: u32::try_from(r.get::<i64, _>(0)).unwrap_or(0),
+        last_uid: u32::try_from(r.get::<i64, _>(1)).unwrap_or(0),
+    }))
+}
+
+pub async fn save_cursor(
+    conn: &mut Conn,
+    source: &str,
+    mailbox: &str,
+    cursor: Cursor,
+    now: i64,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO mailbox_state (source, mailbox, uidvalidity, last_uid, updated_at)
+         VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (source, mailbox) DO UPDATE SET uidvalidity = excluded.uidvalidity,
+             last_uid = excluded.last_uid, updated_at = excluded.updated_at",
+    )
+    .bind(source)
+    .bind(mailbox)
+    .bind(i64::from(cursor.uidvalidity))
+    .bind(i64::from(cursor.last_uid))
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}

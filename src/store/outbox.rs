@@ -1,0 +1,267 @@
+//! The outbox: rendered notifications waiting for delivery, their attempts, and addresses that bounce.
+
+use serde::Serialize;
+use sqlx::{FromRow, Row};
+
+use super::{Conn, StoreError, flag};
+
+pub struct NewOutbox<'a> {
+    pub ticket_id: Option<i64>,
+    pub held_id: Option<i64>,
+    pub kind: &'a str,
+    pub automatic: bool,
+    pub mail_from: &'a str,
+    pub recipient: &'a str,
+    pub message_id: &'a str,
+    pub subject: &'a str,
+    pub bytes: &'a [u8],
+}
+
+pub async fn enqueue(conn: &mut Conn, item: &NewOutbox<'_>, now: i64) -> Result<i64, StoreError> {
+    let row = sqlx::query(
+        "INSERT INTO outbox (ticket_id, held_id, kind, automatic, mail_from, recipient, message_id,
+                             subject, bytes, status, attempts, next_attempt_at, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'pending', 0, $10, $10) RETURNING id",
+    )
+    .bind(item.ticket_id)
+    .bind(item.held_id)
+    .bind(item.kind)
+    .bind(flag(item.automatic))
+    .bind(item.mail_from)
+    .bind(item.recipient)
+    .bind(item.message_id)
+    .bind(item.subject)
+    .bind(item.bytes)
+    .bind(now)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(row.get(0))
+}
+
+/// A message ready to go out.
+#[derive(Debug, Clone, FromRow)]
+pub struct Due {
+    pub id: i64,
+    pub mail_from: String,
+    pub recipient: String,
+    pub bytes: Vec<u8>,
+    pub attempts: i64,
+    pub created_at: i64,
+}
+
+/// Pending messages whose time has come, oldest first.
+pub async fn due(conn: &mut Conn, now: i64, limit: i64) -> Result<Vec<Due>, StoreError> {
+    Ok(sqlx::query_as(
+        "SELECT id, mail_from, recipient, bytes, attempts, created_at FROM outbox
+         WHERE status = 'pending' AND next_attempt_at <= $1
+         ORDER BY next_attempt_at, id LIMIT $2",
+    )
+    .bind(now)
+    .bind(limit)
+    .fetch_all(&mut *conn)
+    .await?)
+}
+
+/// What became of one delivery attempt.
+#[derive(Debug, Clone)]
+pub enum AttemptResult {
+    Sent {
+        reply: String,
+    },
+    /// Try again at `next_attempt_at`.
+    Retry {
+        error: String,
+        next_attempt_at: i64,
+    },
+    Failed {
+        error: String,
+    },
+}
+
+/// Records an attempt and its consequence for the message.
+pub async fn record_attempt(
+    conn: &mut Conn,
+    id: i64,
+    result: &AttemptResult,
+    now: i64,
+) -> Result<(), StoreError> {
+    let (ok, reply) = match result {
+        AttemptResult::Sent { reply } => (true, reply.as_str()),
+        AttemptResult::Retry { error, .. } | AttemptResult::Failed { error } => {
+            (false, error.as_str())
+        }
+    };
+    sqlx::query("INSERT INTO outbox_attempts (outbox_id, at, ok, reply) VALUES ($1, $2, $3, $4)")
+        .bind(id)
+        .bind(now)
+        .bind(flag(ok))
+        .bind(reply)
+        .execute(&mut *conn)
+        .await?;
+    let update = match result {
+        AttemptResult::Sent { .. } => sqlx::query(
+            "UPDATE outbox SET status = 'sent', attempts = attempts + 1, sent_at = $1, last_error = NULL
+             WHERE id = $2",
+        )
+        .bind(now)
+        .bind(id),
+        AttemptResult::Retry {
+            error,
+            next_attempt_at,
+        } => sqlx::query(
+            "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = $1, last_error = $2 WHERE id = $3",
+        )
+        .bind(*next_attempt_at)
+        .bind(error.as_str())
+        .bind(id),
+        AttemptResult::Failed { error } => sqlx::query(
+            "UPDATE outbox SET status = 'failed', attempts = attempts + 1, last_error = $1 WHERE id = $2",
+        )
+        .bind(error.as_str())
+        .bind(id),
+    };
+    update.execute(&mut *conn).await?;
+    Ok(())
+}
+
+#[derive(Debug, Clone, Serialize, FromRow)]
+pub struct OutboxEntry {
+    pub id: i64,
+    pub ticket_id: Option<i64>,
+    pub kind: String,
+    pub recipient: String,
+    pub subject: String,
+    pub message_id: String,
+    pub status: String,
+    pub attempts: i64,
+    #[serde(serialize_with = "super::serialize_time")]
+    pub next_attempt_at: i64,
+    pub last_error: Option<String>,
+    #[serde(serialize_with = "super::serialize_time")]
+    pub created_at: i64,
+    #[serde(serialize_with = "super::serialize_optional_time")]
+    pub sent_at: Option<i64>,
+}
+
+/// Outbox entries, newest first, optionally of one status.
+pub async fn list(
+    conn: &mut Conn,
+    status: Option<&str>,
+    limit: i64,
+) -> Result<Vec<OutboxEntry>, StoreError> {
+    Ok(sqlx::query_as(
+        "SELECT id, ticket_id, kind, recipient, subject, message_id, status, attempts, next_attempt_at,
+                last_error, created_at, sent_at
+         FROM outbox WHERE ($1 IS NULL OR status = $1) ORDER BY id DESC LIMIT $2",
+    )
+    .bind(status)
+    .bind(limit)
+    .fetch_all(&mut *conn)
+    .await?)
+}
+
+pub async fn get(conn: &mut Conn, id: i64) -> Result<Option<(OutboxEntry, Vec<u8>)>, StoreError> {
+    let entry: Option<OutboxEntry> = sqlx::query_as(
+        "SELECT id, ticket_id, kind, recipient, subject, message_id, status, attempts, next_attempt_at,
+                last_error, created_at, sent_at
+         FROM outbox WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(entry) = entry else { return Ok(None) };
+    let bytes = sqlx::query("SELECT bytes FROM outbox WHERE id = $1")
+        .bind(id)
+        .fetch_one(&mut *conn)
+        .await?
+        .get::<Vec<u8>, _>(0);
+    Ok(Some((entry, bytes)))
+}
+
+#[derive(Debug, Clone, Serialize, FromRow)]
+pub struct Attempt {
+    #[serde(serialize_with = "super::serialize_time")]
+    pub at: i64,
+    pub ok: i64,
+    pub reply: String,
+}
+
+pub async fn attempts(conn: &mut Conn, id: i64) -> Result<Vec<Attempt>, StoreError> {
+    Ok(
+        sqlx::query_as(
+            "SELECT at, ok, reply FROM outbox_attempts WHERE outbox_id = $1 ORDER BY id",
+        )
+        .bind(id)
+        .fetch_all(&mut *conn)
+        .await?,
+    )
+}
+
+/// Makes a failed or waiting message due now. Returns false when there is no such message or it was sent.
+pub async fn retry(conn: &mut Conn, id: i64, now: i64) -> Result<bool, StoreError> {
+    let done = sqlx::query(
+        "UPDATE outbox SET status = 'pending', next_attempt_at = $1 WHERE id = $2 AND status <> 'sent'",
+    )
+    .bind(now)
+    .bind(id)
+    .execute(&mut *conn)
+    .await?;
+    Ok(done.rows_affected() > 0)
+}
+
+/// Automatic mails to `recipient` created since `since`, for the rate limit.
+pub async fn automatic_count_since(
+    conn: &mut Conn,
+    recipient: &str,
+    since: i64,
+) -> Result<i64, StoreError> {
+    let row = sqlx::query(
+        "SELECT COUNT(*) FROM outbox WHERE recipient = $1 AND automatic = 1 AND created_at >= $2",
+    )
+    .bind(recipient)
+    .bind(since)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(row.get(0))
+}
+
+/// The outbox entry that sent a Message-ID: its id, ticket and recipient.
+pub async fn by_message_id(
+    conn: &mut Conn,
+    message_id: &str,
+) -> Result<Option<(i64, Option<i64>, String)>, StoreError> {
+    let row = sqlx::query("SELECT id, ticket_id, recipient FROM outbox WHERE message_id = $1")
+        .bind(message_id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    Ok(row.map(|r| (r.get(0), r.get(1), r.get(2))))
+}
+
+pub async fn is_bounced(conn: &mut Conn, address: &str) -> Result<bool, StoreError> {
+    let row = sqlx::query("SELECT 1 FROM bounced_addresses WHERE address = $1")
+        .bind(address)
+        .fetch_optional(&mut *conn)
+        .await?;
+    Ok(row.is_some())
+}
+
+pub async fn flag_bounced(
+    conn: &mut Conn,
+    address: &str,
+    reason: &str,
+    outbox_id: Option<i64>,
+    now: i64,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO bounced_addresses (address, reason, outbox_id, at) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (address) DO UPDATE SET reason = excluded.reason, outbox_id = excluded.outbox_id,
+             at = excluded.at",
+    )
+    .bind(address)
+    .bind(reason)
+    .bind(outbox_id)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,526 @@
+//! Tickets, their participants, messages and attachments.
+
+use serde::Serialize;
+use sqlx::{FromRow, Row};
+
+use super::{Conn, StoreError, flag};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    New,
+    Open,
+    Pending,
+    OnHold,
+    Solved,
+    Closed,
+}
+
+impl Status {
+    pub const ALL: [Status; 6] = [
+        Status::New,
+        Status::Open,
+        Status::Pending,
+        Status::OnHold,
+        Status::Solved,
+        Status::Closed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::New => "new",
+            Status::Open => "open",
+            Status::Pending => "pending",
+            Status::OnHold => "on_hold",
+            Status::Solved => "solved",
+            Status::Closed => "closed",
+        }
+    }
+}
+
+impl std::str::FromStr for Status {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let wanted = s.trim().to_ascii_lowercase().replace('-', "_");
+        Status::ALL
+            .into_iter()
+            .find(|st| st.as_str() == wanted)
+            .ok_or_else(|| {
+                format!(
+                    "unknown status `{s}` (expected new, open, pending, on_hold, solved or closed)"
+                )
+            })
+    }
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+fn parse_status(s: &str) -> Status {
+    s.parse().unwrap_or(Status::Open)
+}
+
+/// A ticket with the names of what it points at.
+#[derive(Debug, Clone, Serialize)]
+pub struct Ticket {
+    pub id: i64,
+    pub status: Status,
+    pub subject: String,
+    pub requester: String,
+    pub requester_contact_id: Option<i64>,
+    pub organization_id: Option<i64>,
+    pub organization: Option<String>,
+    pub organization_shares_tickets: bool,
+    pub queue_id: i64,
+    pub queue: String,
+    pub follows_up: Option<i64>,
+    pub message_count: i64,
+    #[serde(serialize_with = "super::serialize_time")]
+    pub created_at: i64,
+    #[serde(serialize_with = "super::serialize_time")]
+    pub updated_at: i64,
+}
+
+const TICKET_SELECT: &str =
+    "SELECT t.id, t.status, t.subject, t.requester_email, t.requester_contact_id,
+        t.organization_id, o.name, COALESCE(o.shares_tickets, 0), t.queue_id, q.name, t.follows_up,
+        (SELECT COUNT(*) FROM messages m WHERE m.ticket_id = t.id), t.created_at, t.updated_at
+    FROM tickets t
+    JOIN queues q ON q.id = t.queue_id
+    LEFT JOIN organizations o ON o.id = t.organization_id";
+
+fn ticket_from_row(r: &sqlx::any::AnyRow) -> Ticket {
+    Ticket {
+        id: r.get(0),
+        status: parse_status(&r.get::<String, _>(1)),
+        subject: r.get(2),
+        requester: r.get(3),
+        requester_contact_id: r.get(4),
+        organization_id: r.get(5),
+        organization: r.get(6),
+        organization_shares_tickets: r.get::<i64, _>(7) != 0,
+        queue_id: r.get(8),
+        queue: r.get(9),
+        follows_up: r.get(10),
+        message_count: r.get(11),
+        created_at: r.get(12),
+        updated_at: r.get(13),
+    }
+}
+
+pub async fn get(conn: &mut Conn, id: i64) -> Result<Option<Ticket>, StoreError> {
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "{TICKET_SELECT} WHERE t.id = $1"
+    )))
+    .bind(id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(row.as_ref().map(ticket_from_row))
+}
+
+/// Tickets, newest first, optionally of one status and one organization.
+pub async fn list(
+    conn: &mut Conn,
+    status: Option<Status>,
+    organization_id: Option<i64>,
+) -> Result<Vec<Ticket>, StoreError> {
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "{TICKET_SELECT} WHERE ($1 IS NULL OR t.status = $1)
+            AND ($2 IS NULL OR t.organization_id = $2)
+         ORDER BY t.id DESC"
+    )))
+    .bind(status.map(Status::as_str))
+    .bind(organization_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(rows.iter().map(ticket_from_row).collect())
+}
+
+#[derive(Debug, Clone)]
+pub struct NewTicket<'a> {
+    pub queue_id: i64,
+    pub organization_id: Option<i64>,
+    pub requester_email: &'a str,
+    pub requester_contact_id: Option<i64>,
+    pub subject: &'a str,
+    pub follows_up: Option<i64>,
+}
+
+pub async fn create(conn: &mut Conn, t: &NewTicket<'_>, now: i64) -> Result<i64, StoreError> {
+    let row = sqlx::query(
+        "INSERT INTO tickets (queue_id, organization_id, requester_email, requester_contact_id,
+                              subject, status, follows_up, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, 'new', $6, $7, $7) RETURNING id",
+    )
+    .bind(t.queue_id)
+    .bind(t.organization_id)
+    .bind(t.requester_email)
+    .bind(t.requester_contact_id)
+    .bind(t.subject)
+    .bind(t.follows_up)
+    .bind(now)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(row.get(0))
+}
+
+pub async fn set_status(
+    conn: &mut Conn,
+    id: i64,
+    status: Status,
+    now: i64,
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE tickets SET status = $1, updated_at = $2 WHERE id = $3")
+        .bind(status.as_str())
+        .bind(now)
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+pub async fn touch(conn: &mut Conn, id: i64, now: i64) -> Result<(), StoreError> {
+    sqlx::query("UPDATE tickets SET updated_at = $1 WHERE id = $2")
+        .bind(now)
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// What threading needs to know about a ticket a message points at.
+#[derive(Debug, Clone)]
+pub struct ThreadFacts {
+    pub ticket_id: i64,
+    pub status: Status,
+    pub organization_id: Option<i64>,
+    pub organization_shares_tickets: bool,
+    /// Whether the sender is a participant of the ticket.
+    pub sender_is_participant: bool,
+}
+
+fn thread_facts(r: &sqlx::any::AnyRow) -> ThreadFacts {
+    ThreadFacts {
+        ticket_id: r.get(0),
+        status: parse_status(&r.get::<String, _>(1)),
+        organization_id: r.get(2),
+        organization_shares_tickets: r.get::<i64, _>(3) != 0,
+        sender_is_participant: r.get::<i64, _>(4) != 0,
+    }
+}
+
+/// The ticket holding the message with this Message-ID (one we received or
+/// one we sent), as seen by `sender`.
+pub async fn thread_by_message_id(
+    conn: &mut Conn,
+    message_id: &str,
+    sender: &str,
+) -> Result<Option<ThreadFacts>, StoreError> {
+    let row = sqlx::query(
+        "SELECT t.id, t.status, t.organization_id, COALESCE(o.shares_tickets, 0),
+                (SELECT COUNT(*) FROM participants p WHERE p.ticket_id = t.id AND p.email = $2)
+         FROM tickets t
+         LEFT JOIN organizations o ON o.id = t.organization_id
+         WHERE t.id = COALESCE(
+             (SELECT m.ticket_id FROM messages m WHERE m.message_id = $1 ORDER BY m.id LIMIT 1),
+             (SELECT x.ticket_id FROM outbox x WHERE x.message_id = $1))",
+    )
+    .bind(message_id)
+    .bind(sender)
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(row.as_ref().map(thread_facts))
+}
+
+/// A ticket by number, as seen by `sender`.
+pub async fn thread_by_ticket_id(
+    conn: &mut Conn,
+    ticket_id: i64,
+    sender: &str,
+) -> Result<Option<ThreadFacts>, StoreError> {
+    let row = sqlx::query(
+        "SELECT t.id, t.status, t.organization_id, COALESCE(o.shares_tickets, 0),
+                (SELECT COUNT(*) FROM participants p WHERE p.ticket_id = t.id AND p.email = $2)
+         FROM tickets t
+         LEFT JOIN organizations o ON o.id = t.organization_id
+         WHERE t.id = $1",
+    )
+    .bind(ticket_id)
+    .bind(sender)
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(row.as_ref().map(thread_facts))
+}
+
+/// Message-IDs of the ticket's inbound messages, oldest first (for In-Reply-To and References).
+pub async fn inbound_message_ids(
+    conn: &mut Conn,
+    ticket_id: i64,
+) -> Result<Vec<String>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT message_id FROM messages
+         WHERE ticket_id = $1 AND direction = 'inbound' AND message_id IS NOT NULL ORDER BY id",
+    )
+    .bind(ticket_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(rows.iter().map(|r| r.get::<String, _>(0)).collect())
+}
+
+/// Pending tickets untouched since `before` and not reminded since their last change.
+pub async fn due_for_reminder(
+    conn: &mut Conn,
+    before: i64,
+    limit: i64,
+) -> Result<Vec<i64>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT id FROM tickets
+         WHERE status = 'pending' AND updated_at < $1
+           AND (reminded_at IS NULL OR reminded_at < updated_at)
+         ORDER BY id LIMIT $2",
+    )
+    .bind(before)
+    .bind(limit)
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(rows.iter().map(|r| r.get::<i64, _>(0)).collect())
+}
+
+pub async fn mark_reminded(conn: &mut Conn, ticket_id: i64, now: i64) -> Result<(), StoreError> {
+    sqlx::query("UPDATE tickets SET reminded_at = $1 WHERE id = $2")
+        .bind(now)
+        .bind(ticket_id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+// ---- participants ----
+
+pub async fn add_participant(
+    conn: &mut Conn,
+    ticket_id: i64,
+    email: &str,
+    kind: &str,
+) -> Result<bool, StoreError> {
+    let done = sqlx::query(
+        "INSERT INTO participants (ticket_id, email, kind) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+    )
+    .bind(ticket_id)
+    .bind(email)
+    .bind(kind)
+    .execute(&mut *conn)
+    .await?;
+    Ok(done.rows_affected() > 0)
+}
+
+pub async fn participants(conn: &mut Conn, ticket_id: i64) -> Result<Vec<String>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT email FROM participants WHERE ticket_id = $1 ORDER BY kind DESC, email",
+    )
+    .bind(ticket_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(rows.iter().map(|r| r.get::<String, _>(0)).collect())
+}
+
+// ---- messages ----
+
+#[derive(Debug, Clone)]
+pub struct NewMessage<'a> {
+    pub ticket_id: i64,
+    pub direction: &'a str,
+    pub author_kind: &'a str,
+    pub author_id: Option<i64>,
+    pub author_email: Option<&'a str>,
+    pub author_name: Option<&'a str>,
+    pub message_id: Option<&'a str>,
+    pub in_reply_to: Option<&'a str>,
+    pub references: Option<&'a str>,
+    pub subject: Option<&'a str>,
+    pub body_text: &'a str,
+    pub body_html: Option<&'a str>,
+    pub visible_text: &'a str,
+    pub internal: bool,
+    pub classification: &'a str,
+    pub raw_sha256: Option<&'a str>,
+}
+
+pub async fn add_message(conn: &mut Conn, m: &NewMessage<'_>, now: i64) -> Result<i64, StoreError> {
+    let row = sqlx::query(
+        "INSERT INTO messages (ticket_id, direction, author_kind, author_id, author_email, author_name,
+                               message_id, in_reply_to, reference_ids, subject, body_text, body_html,
+                               visible_text, internal, classification, raw_sha256, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
+         RETURNING id",
+    )
+    .bind(m.ticket_id)
+    .bind(m.direction)
+    .bind(m.author_kind)
+    .bind(m.author_id)
+    .bind(m.author_email)
+    .bind(m.author_name)
+    .bind(m.message_id)
+    .bind(m.in_reply_to)
+    .bind(m.references)
+    .bind(m.subject)
+    .bind(m.body_text)
+    .bind(m.body_html)
+    .bind(m.visible_text)
+    .bind(flag(m.internal))
+    .bind(m.classification)
+    .bind(m.raw_sha256)
+    .bind(now)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(row.get(0))
+}
+
+#[derive(Debug, Clone)]
+pub struct NewAttachment<'a> {
+    pub message_row_id: i64,
+    pub filename: Option<&'a str>,
+    pub content_type: &'a str,
+    pub size: i64,
+    pub sha256: &'a str,
+    pub stored: bool,
+    pub inline: bool,
+    pub content_id: Option<&'a str>,
+}
+
+pub async fn add_attachment(conn: &mut Conn, a: &NewAttachment<'_>) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO attachments (message_row_id, filename, content_type, size, sha256, stored,
+                                  inline, content_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(a.message_row_id)
+    .bind(a.filename)
+    .bind(a.content_type)
+    .bind(a.size)
+    .bind(a.sha256)
+    .bind(flag(a.stored))
+    .bind(flag(a.inline))
+    .bind(a.content_id)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Author {
+    pub address: Option<String>,
+    pub name: Option<String>,
+    pub kind: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AttachmentInfo {
+    pub filename: Option<String>,
+    pub content_type: String,
+    pub size: i64,
+    pub sha256: String,
+    pub stored: bool,
+    pub inline: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct MessageView {
+    pub id: i64,
+    pub author: Author,
+    pub direction: String,
+    pub message_id: Option<String>,
+    pub subject: Option<String>,
+    pub visible_text: String,
+    pub text: String,
+    pub internal: bool,
+    pub classification: String,
+    #[serde(serialize_with = "super::serialize_time")]
+    pub created_at: i64,
+    pub attachments: Vec<AttachmentInfo>,
+}
+
+#[derive(FromRow)]
+struct MessageRow {
+    id: i64,
+    author_kind: String,
+    author_email: Option<String>,
+    author_name: Option<String>,
+    direction: String,
+    message_id: Option<String>,
+    subject: Option<String>,
+    visible_text: String,
+    body_text: String,
+    internal: i64,
+    classification: String,
+    created_at: i64,
+}
+
+/// The messages of a ticket, oldest first, with their attachments.
+pub async fn messages(conn: &mut Conn, ticket_id: i64) -> Result<Vec<MessageView>, StoreError> {
+    let rows: Vec<MessageRow> = sqlx::query_as(
+        "SELECT id, author_kind, author_email, author_name, direction, message_id, subject,
+                visible_text, body_text, internal, classification, created_at
+         FROM messages WHERE ticket_id = $1 ORDER BY id",
+    )
+    .bind(ticket_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    let attachments = sqlx::query(
+        "SELECT a.message_row_id, a.filename, a.content_type, a.size, a.sha256, a.stored, a.inline
+         FROM attachments a JOIN messages m ON m.id = a.message_row_id
+         WHERE m.ticket_id = $1 ORDER BY a.id",
+    )
+    .bind(ticket_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|m| MessageView {
+            attachments: attachments
+                .iter()
+                .filter(|a| a.get::<i64, _>(0) == m.id)
+                .map(|a| AttachmentInfo {
+                    filename: a.get(1),
+                    content_type: a.get(2),
+                    size: a.get(3),
+                    sha256: a.get(4),
+                    stored: a.get::<i64, _>(5) != 0,
+                    inline: a.get::<i64, _>(6) != 0,
+                })
+                .collect(),
+            id: m.id,
+            author: Author {
+                address: m.author_email,
+                name: m.author_name,
+                kind: m.author_kind,
+            },
+            direction: m.direction,
+            message_id: m.message_id,
+            subject: m.subject,
+            visible_text: m.visible_text,
+            text: m.body_text,
+            internal: m.internal != 0,
+            classification: m.classification,
+            created_at: m.created_at,
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_parse_from_their_names() {
+        for s in Status::ALL {
+            assert_eq!(s.as_str().parse::<Status>(), Ok(s));
+        }
+        assert_eq!("On-Hold".parse::<Status>(), Ok(Status::OnHold));
+        assert!("done".parse::<Status>().is_err());
+    }
+}

@@ -1,0 +1,202 @@
+//! The command line as an operator and an MTA meet it: exit codes, configuration errors, help.
+
+use crate::support::{Backend, Env, Msg};
+
+#[test]
+fn not_a_message_exits_65_and_stores_nothing() {
+    let env = Env::new(Backend::Sqlite);
+    for input in [&b""[..], b"   \n\n", b"\0\x01\x02binary\0"] {
+        let out = env.run_with_input(&["ingest", "--json"], input);
+        assert_eq!(out.status.code(), Some(65), "{input:?}");
+        let line: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json line");
+        assert!(
+            line["reason"]
+                .as_str()
+                .unwrap_or("")
+                .contains("not an email message"),
+            "{line}"
+        );
+    }
+    assert!(env.tickets().is_empty());
+}
+
+#[test]
+fn headerless_text_is_held_for_having_no_sender() {
+    let env = Env::new(Backend::Sqlite);
+    let report = env.ingest(b"just some words someone piped in\n");
+    assert_eq!(report["outcome"], "held");
+    assert_eq!(env.held()[0]["reason_code"], "no_sender");
+}
+
+#[test]
+fn unreachable_store_exits_75_so_the_mta_retries() {
+    let env = Env::new(Backend::Sqlite);
+    let raw = Msg::new("jane@acme.example", "Hi", "x1@acme.example").bytes();
+    let out = env
+        .command()
+        .args(["ingest", "--json"])
+        .env("TICKETD__STORE__URL", "postgres://nobody@127.0.0.1:1/none")
+        .env("TICKETD__STORE__CONNECT_TIMEOUT_SECS", "2")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child.stdin.take().expect("stdin").write_all(&raw)?;
+            child.wait_with_output()
+        })
+        .expect("run ticketd");
+    assert_eq!(
+        out.status.code(),
+        Some(75),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("store"));
+}
+
+#[test]
+fn unreadable_file_exits_66_and_other_files_are_still_ingested() {
+    let env = Env::new(Backend::Sqlite);
+    let good = env.path().join("good.eml");
+    std::fs::write(
+        &good,
+        Msg::new("jane@acme.example", "Hi", "g1@acme.example").bytes(),
+    )
+    .expect("write");
+    let out = env.run(&[
+        "ingest",
+        "--json",
+        "/nonexistent/message.eml",
+        good.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(out.status.code(), Some(66));
+    assert_eq!(env.tickets().len(), 1);
+}
+
+#[test]
+fn config_check_prints_effective_settings_with_secrets_masked() {
+    let env = Env::with_config(Backend::Sqlite, "[tickets]\ntag = \"Help\"\n");
+    let out = env
+        .command()
+        .args(["config", "check"])
+        .env(
+            "TICKETD__STORE__URL",
+            "postgres://user:hunter2@db.example/ticketd",
+        )
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("tag = \"Help\""), "{text}");
+    assert!(text.contains("unknown_sender = \"create\""), "{text}");
+    assert!(!text.contains("hunter2"), "{text}");
+    assert!(
+        text.contains("postgres://user:********@db.example/ticketd"),
+        "{text}"
+    );
+}
+
+#[test]
+fn config_errors_name_the_key_and_exit_78() {
+    for (toml, key) in [
+        ("[tickets]\nunknown_sendr = \"hold\"\n", "unknown_sendr"),
+        (
+            "[tickets]\nunknown_sender = \"sometimes\"\n",
+            "tickets.unknown_sender",
+        ),
+        (
+            "[[queues]]\nname = \"q\"\naddresses = [\"not an address\"]\n",
+            "queues[0].addresses[0]",
+        ),
+    ] {
+        let env = Env::with_config(Backend::Sqlite, toml);
+        let out = env.run(&["config", "check"]);
+        assert_eq!(out.status.code(), Some(78), "{toml}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(key),
+            "error for {toml:?} does not name {key}: {err}"
+        );
+    }
+    let env = Env::new(Backend::Sqlite);
+    let out = env
+        .command()
+        .args(["config", "check"])
+        .env("TICKETD__STORE__URL", "mysql://x")
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(78));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("store.url"));
+}
+
+#[test]
+fn environment_variables_override_the_file() {
+    let env = Env::new(Backend::Sqlite);
+    let out = env
+        .command()
+        .args(["config", "check"])
+        .env("TICKETD__TICKETS__TAG", "Helpdesk")
+        .output()
+        .expect("run");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("tag = \"Helpdesk\""));
+}
+
+#[test]
+fn every_command_explains_itself() {
+    let env = Env::new(Backend::Sqlite);
+    for args in [
+        vec!["--help"],
+        vec!["ingest", "--help"],
+        vec!["parse", "--help"],
+        vec!["ticket", "list", "--help"],
+        vec!["ticket", "set-status", "--help"],
+        vec!["org", "add", "--help"],
+        vec!["contact", "add", "--help"],
+        vec!["agent", "add", "--help"],
+        vec!["held", "release", "--help"],
+        vec!["migrate", "--help"],
+        vec!["config", "check", "--help"],
+    ] {
+        let out = env.ok(&args);
+        assert!(out.contains("Usage:"), "{args:?}: {out}");
+    }
+}
+
+#[test]
+fn migrate_creates_the_sqlite_file_and_is_idempotent() {
+    let env = Env::new(Backend::Sqlite);
+    env.ok(&["migrate"]);
+    env.ok(&["migrate"]);
+    assert!(env.path().join("ticketd.db").exists());
+}
+
+#[test]
+fn directory_commands_reject_bad_input_clearly() {
+    let env = Env::new(Backend::Sqlite).with_acme();
+    let dup = env.run(&["org", "add", "Acme"]);
+    assert_eq!(dup.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&dup.stderr).contains("exists already"));
+    let taken = env.run(&["org", "add", "Other", "--domain", "acme.example"]);
+    assert!(String::from_utf8_lossy(&taken.stderr).contains("belongs to another organization"));
+    let bad = env.run(&["contact", "add", "not-an-address", "--org", "Acme"]);
+    assert_eq!(bad.status.code(), Some(64));
+    let no_org = env.run(&["contact", "add", "x@acme.example", "--org", "Nope"]);
+    assert!(String::from_utf8_lossy(&no_org.stderr).contains("no organization named"));
+    let bad_role = env.run(&["contact", "add", "x@acme.example", "--role", "wizard"]);
+    assert!(!bad_role.status.success());
+    let missing = env.run(&["contact", "lock", "ghost@acme.example"]);
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("no contact"));
+    let list = env.json(&["contact", "list", "--json"]);
+    let jane = &list[0];
+    for field in ["email", "name", "organization", "roles", "state"] {
+        assert!(jane.get(field).is_some(), "contact list lacks {field}");
+    }
+    let agents = env.json(&["agent", "list", "--json"]);
+    assert_eq!(agents[0]["email"], "alex@example.com");
+}

@@ -1,0 +1,10 @@
+//! Integration tests: the `ticketd` binary against real peers (a SQLite file, a PostgreSQL server).
+
+mod cli;
+mod daemon;
+mod fixtures;
+mod notify;
+mod pipeline;
+mod smtp_peer;
+mod support;
+mod systemd;

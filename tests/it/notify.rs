@@ -1,0 +1,551 @@
+//! Notifications end to end: `ticketd run` delivering to a real SMTP server on loopback.
+
+use std::time::Duration;
+
+use crate::support::smtp::{Received, Reply, SmtpOptions, SmtpServer};
+use crate::support::{Backend, Daemon, Env, Msg, deliver_to_maildir, wait_until};
+
+const JANE: &str = "Jane Doe <jane@acme.example>";
+
+/// SQLite, the Maildir `inbox` as source, notifications to `smtp` (plain, loopback).
+fn env_with_smtp(smtp: &SmtpServer, extra: &str) -> Env {
+    Env::with_config(
+        Backend::Sqlite,
+        &format!(
+            "[daemon]\nmaildir_poll_millis = 50\n\n[[maildir]]\npath = \"inbox\"\n\n\
+             [smtp]\nhost = \"127.0.0.1\"\nport = {}\nsecurity = \"plain\"\ntimeout_secs = 5\n\n\
+             [outbox]\nretry_base_secs = 1\nmax_age_hours = 1\nmaildir = \"sent\"\n\n{extra}\n",
+            smtp.port()
+        ),
+    )
+}
+
+struct Running {
+    env: Env,
+    _daemon: Daemon,
+    seq: std::cell::Cell<u32>,
+}
+
+impl Running {
+    fn start(env: Env) -> Running {
+        let daemon = env.start_daemon();
+        wait_until(Duration::from_secs(10), "the daemon to start", || {
+            daemon.log_text().contains("ticketd is running")
+        });
+        Running {
+            env,
+            _daemon: daemon,
+            seq: std::cell::Cell::new(0),
+        }
+    }
+
+    /// Delivers a message through the Maildir source and waits until it is recorded.
+    fn receive(&self, msg: &Msg) {
+        let n = self.seq.get() + 1;
+        self.seq.set(n);
+        let before = self.recorded();
+        deliver_to_maildir(
+            &self.env.path().join("inbox"),
+            &format!("1700000000.{n}.host"),
+            &msg.bytes(),
+        );
+        wait_until(
+            Duration::from_secs(10),
+            "the message to be recorded",
+            || self.recorded() > before,
+        );
+    }
+
+    /// Files the Maildir source has finished with.
+    fn recorded(&self) -> usize {
+        crate::support::count_files(&self.env.path().join("inbox/cur"))
+    }
+}
+
+fn header<'a>(mail: &'a Received, name: &str) -> Option<String> {
+    let text = mail.text();
+    let head = text.split("\r\n\r\n").next().unwrap_or("");
+    let mut value: Option<String> = None;
+    for line in head.split("\r\n") {
+        if let Some(v) = value.as_mut()
+            && (line.starts_with(' ') || line.starts_with('\t'))
+        {
+            v.push_str(line.trim_start());
+            continue;
+        }
+        if value.is_some() {
+            break;
+        }
+        if let Some((n, v)) = line.split_once(':')
+            && n.eq_ignore_ascii_case(name)
+        {
+            value = Some(v.trim().to_string());
+        }
+    }
+    value
+}
+
+fn to(messages: &[Received], address: &str) -> Vec<Received> {
+    messages
+        .iter()
+        .filter(|m| m.rcpt_to.iter().any(|r| r == address))
+        .cloned()
+        .collect()
+}
+
+#[test]
+fn the_acknowledgement_arrives_with_the_tag_our_message_id_and_the_thread() {
+    let smtp = SmtpServer::start();
+    let env = env_with_smtp(&smtp, "").with_acme();
+    let running = Running::start(env);
+    running.receive(&Msg::new(JANE, "Printer on fire", "m1@acme.example"));
+    let received = smtp.wait_for(3, Duration::from_secs(15));
+    let ack = to(&received, "jane@acme.example");
+    assert_eq!(ack.len(), 1, "{received:?}");
+    let ack = &ack[0];
+    assert_eq!(ack.mail_from, "support@example.com");
+    let subject = header(ack, "Subject").expect("subject");
+    assert!(subject.contains("[Support #1]"), "{subject}");
+    assert_eq!(
+        header(ack, "In-Reply-To").as_deref(),
+        Some("<m1@acme.example>")
+    );
+    assert_eq!(
+        header(ack, "References").as_deref(),
+        Some("<m1@acme.example>")
+    );
+    assert_eq!(
+        header(ack, "Auto-Submitted").as_deref(),
+        Some("auto-replied")
+    );
+    assert_eq!(
+        header(ack, "X-Auto-Response-Suppress").as_deref(),
+        Some("All")
+    );
+    assert_eq!(
+        header(ack, "X-Ticketd-Loop").as_deref(),
+        Some("support@example.com")
+    );
+    assert!(header(ack, "Reply-To").is_some_and(|r| r.contains("support@example.com")));
+    assert!(header(ack, "Content-Type").is_some_and(|c| c.contains("multipart/alternative")));
+    // The Message-ID is the one stored in the outbox, so a reply to it threads.
+    let outbox = running.env.json(&["outbox", "list", "--json"]);
+    let stored = outbox
+        .as_array()
+        .and_then(|a| a.iter().find(|o| o["recipient"] == "jane@acme.example"))
+        .expect("outbox entry")["message_id"]
+        .as_str()
+        .expect("message_id")
+        .to_string();
+    assert_eq!(header(ack, "Message-ID"), Some(format!("<{stored}>")));
+    let reply = Msg::new(JANE, "Re: Printer on fire", "m2@acme.example").in_reply_to(&stored);
+    running.receive(&reply);
+    assert_eq!(
+        running.env.ticket(1)["message_count"],
+        2,
+        "the reply to our mail threads onto the ticket"
+    );
+    // The agent was told too, and the distribution list got the acknowledgement.
+    assert_eq!(to(&received, "alex@example.com").len(), 1);
+    assert_eq!(to(&received, "helpdesk@acme.example").len(), 1);
+}
+
+#[test]
+fn the_distribution_list_gets_the_notice_and_other_organizations_never_do() {
+    let smtp = SmtpServer::start();
+    let env = env_with_smtp(&smtp, "").with_acme();
+    env.ok(&[
+        "org",
+        "add",
+        "Other",
+        "--domain",
+        "other.example",
+        "--notify",
+        "list@other.example",
+    ]);
+    env.ok(&["contact", "add", "bob@other.example", "--org", "Other"]);
+    let running = Running::start(env);
+    running.receive(&Msg::new(JANE, "Printer", "m1@acme.example"));
+    running.receive(&Msg::new(
+        "bob@other.example",
+        "Scanner",
+        "b1@other.example",
+    ));
+    running.env.ok(&["ticket", "set-status", "1", "solved"]);
+    // Jane + Acme's list (ack, solved), Bob + Other's list (ack), the agent twice.
+    let received = smtp.wait_for(8, Duration::from_secs(20));
+    std::thread::sleep(Duration::from_millis(500));
+    let received = smtp.messages();
+    let about_jane: Vec<&Received> = received
+        .iter()
+        .filter(|m| m.text().contains("Printer"))
+        .collect();
+    let customer_side: Vec<&str> = about_jane
+        .iter()
+        .flat_map(|m| m.rcpt_to.iter().map(String::as_str))
+        .filter(|r| *r != "alex@example.com")
+        .collect();
+    assert!(
+        customer_side
+            .iter()
+            .all(|r| *r == "jane@acme.example" || *r == "helpdesk@acme.example"),
+        "{customer_side:?}"
+    );
+    assert_eq!(
+        customer_side
+            .iter()
+            .filter(|r| **r == "helpdesk@acme.example")
+            .count(),
+        2
+    );
+    for m in &received {
+        if m.rcpt_to.iter().any(|r| r.ends_with("@other.example")) {
+            assert!(
+                !m.text().contains("Printer"),
+                "Other's people got Acme's ticket: {}",
+                m.text()
+            );
+        }
+    }
+    assert_eq!(
+        received.len(),
+        8,
+        "{:?}",
+        received
+            .iter()
+            .map(|m| (&m.rcpt_to, header(m, "Subject")))
+            .collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn an_smtp_outage_delays_mail_and_it_is_delivered_exactly_once_after() {
+    let mut smtp = SmtpServer::start();
+    let env = env_with_smtp(&smtp, "[notify]\nnotify_agents = false\n").with_acme();
+    smtp.stop();
+    let running = Running::start(env);
+    running.receive(&Msg::new(JANE, "Printer", "m1@acme.example"));
+    wait_until(Duration::from_secs(15), "a failed attempt", || {
+        let out = running.env.json(&["outbox", "show", "1", "--json"]);
+        out["attempts"].as_array().is_some_and(|a| !a.is_empty())
+            && out["entry"]["status"] == "pending"
+    });
+    smtp.restart();
+    let delivered = smtp.wait_for(2, Duration::from_secs(20));
+    assert_eq!(to(&delivered, "jane@acme.example").len(), 1);
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        to(&smtp.messages(), "jane@acme.example").len(),
+        1,
+        "exactly once"
+    );
+    let out = running.env.json(&["outbox", "show", "1", "--json"]);
+    assert_eq!(out["entry"]["status"], "sent");
+    let attempts = out["attempts"].as_array().expect("attempts");
+    assert!(attempts.len() >= 2, "{attempts:?}");
+    assert_eq!(
+        attempts.last().map(|a| a["ok"].clone()),
+        Some(serde_json::json!(1))
+    );
+}
+
+#[test]
+fn a_550_is_recorded_as_failed_with_the_server_text() {
+    let smtp = SmtpServer::start();
+    smtp.set_reply_for(
+        "jane@acme.example",
+        Reply::PermFail(550, "5.1.1 <jane@acme.example>: no such user here".into()),
+    );
+    let env = env_with_smtp(&smtp, "[notify]\nnotify_agents = false\n").with_acme();
+    let running = Running::start(env);
+    running.receive(&Msg::new(JANE, "Printer", "m1@acme.example"));
+    wait_until(Duration::from_secs(15), "the failure", || {
+        let failed = running
+            .env
+            .json(&["outbox", "list", "--status", "failed", "--json"]);
+        failed.as_array().is_some_and(|a| !a.is_empty())
+    });
+    let failed = running
+        .env
+        .json(&["outbox", "list", "--status", "failed", "--json"]);
+    let error = failed[0]["last_error"].as_str().unwrap_or("");
+    assert!(
+        error.contains("550") && error.contains("no such user here"),
+        "{error}"
+    );
+    assert_eq!(
+        failed[0]["attempts"], 1,
+        "a permanent failure is not retried"
+    );
+    let retried = running
+        .env
+        .ok(&["outbox", "retry", &failed[0]["id"].to_string()]);
+    assert!(retried.contains("sent again"));
+}
+
+#[test]
+fn two_auto_responders_answering_each_other_stop_within_the_rate_limit() {
+    let smtp = SmtpServer::start();
+    let env = env_with_smtp(
+        &smtp,
+        "[notify]\nnotify_agents = false\nmax_auto_per_sender_per_hour = 3\n",
+    );
+    let running = Running::start(env);
+    // A badly behaved responder: no Auto-Submitted, a new subject every time.
+    let robot = "Robot <robot@bots.example>";
+    running.receive(&Msg::new(robot, "Thanks for your mail", "r0@bots.example"));
+    let mut answered = 0;
+    loop {
+        let acks = to(&smtp.messages(), "robot@bots.example").len();
+        if acks == answered {
+            // Give ticketd time to answer; silence means the loop is broken.
+            std::thread::sleep(Duration::from_secs(2));
+            if to(&smtp.messages(), "robot@bots.example").len() == answered {
+                break;
+            }
+            continue;
+        }
+        answered = acks;
+        assert!(answered <= 3, "more than the limit");
+        running.receive(&Msg::new(
+            robot,
+            &format!("Auto answer {answered}"),
+            &format!("r{answered}@bots.example"),
+        ));
+    }
+    assert_eq!(answered, 3);
+    assert_eq!(
+        running.env.tickets().len(),
+        4,
+        "every message is still recorded"
+    );
+    assert!(
+        running
+            ._daemon
+            .log_text()
+            .contains("max_auto_per_sender_per_hour")
+    );
+}
+
+#[test]
+fn automatic_mail_and_mailing_lists_get_no_automatic_answer() {
+    let smtp = SmtpServer::start();
+    let env = env_with_smtp(&smtp, "[notify]\nnotify_agents = false\n").with_acme();
+    let running = Running::start(env);
+    running.receive(
+        &Msg::new(JANE, "Out of Office: Printer", "o1@acme.example")
+            .header("Auto-Submitted", "auto-replied"),
+    );
+    running.receive(
+        &Msg::new("list-user@lists.example", "Digest", "l1@lists.example")
+            .header("List-Id", "<users.lists.example>"),
+    );
+    running.receive(&Msg::new(JANE, "A real question", "q1@acme.example"));
+    let received = smtp.wait_for(2, Duration::from_secs(15));
+    std::thread::sleep(Duration::from_secs(1));
+    let received = smtp.messages();
+    assert!(
+        to(&received, "list-user@lists.example").is_empty(),
+        "no answer to list mail"
+    );
+    assert_eq!(
+        to(&received, "jane@acme.example").len(),
+        1,
+        "only the real question is acknowledged"
+    );
+    assert!(
+        received
+            .iter()
+            .all(|m| header(m, "Subject").is_some_and(|s| s.contains("A real question")))
+    );
+}
+
+#[test]
+fn a_bounce_of_our_mail_is_recorded_and_stops_automatic_mail_to_the_address() {
+    let smtp = SmtpServer::start();
+    let env = env_with_smtp(&smtp, "[notify]\nnotify_agents = false\n").with_acme();
+    let running = Running::start(env);
+    running.receive(&Msg::new(JANE, "Printer", "m1@acme.example"));
+    smtp.wait_for(2, Duration::from_secs(15));
+    let outbox = running.env.json(&["outbox", "list", "--json"]);
+    let ack_id = outbox
+        .as_array()
+        .and_then(|a| a.iter().find(|o| o["recipient"] == "jane@acme.example"))
+        .and_then(|o| o["message_id"].as_str())
+        .expect("ack message id")
+        .to_string();
+    let dsn = format!(
+        "From: Mail Delivery System <MAILER-DAEMON@mx.acme.example>\r\nTo: support@example.com\r\n\
+         Subject: Undelivered Mail Returned to Sender\r\nMessage-ID: <dsn1@mx.acme.example>\r\n\
+         Auto-Submitted: auto-replied\r\nMIME-Version: 1.0\r\n\
+         Content-Type: multipart/report; report-type=delivery-status; boundary=\"b\"\r\n\r\n\
+         --b\r\nContent-Type: text/plain\r\n\r\nYour message could not be delivered.\r\n\
+         --b\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.acme.example\r\n\r\n\
+         Final-Recipient: rfc822; jane@acme.example\r\nAction: failed\r\nStatus: 5.1.1\r\n\r\n\
+         --b\r\nContent-Type: text/rfc822-headers\r\n\r\nMessage-ID: <{ack_id}>\r\nSubject: [Support #1] Printer\r\n\r\n--b--\r\n"
+    );
+    let n = running.recorded();
+    deliver_to_maildir(
+        &running.env.path().join("inbox"),
+        "1700000000.99.host",
+        dsn.as_bytes(),
+    );
+    wait_until(Duration::from_secs(10), "the report", || {
+        running.recorded() > n
+    });
+    let ticket = running.env.ticket(1);
+    let classes: Vec<&str> = ticket["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .filter_map(|m| m["classification"].as_str())
+        .collect();
+    assert_eq!(
+        classes,
+        vec!["normal", "bounce"],
+        "the report is kept on the ticket"
+    );
+    assert!(
+        ticket["events"]
+            .as_array()
+            .expect("events")
+            .iter()
+            .any(|e| e["action"] == "address_bounced")
+    );
+    assert_eq!(ticket["status"], "new", "a bounce changes no status");
+    // Automatic mail to Jane stops; the distribution list still hears.
+    running.env.ok(&["ticket", "set-status", "1", "pending"]);
+    smtp.wait_for(3, Duration::from_secs(15));
+    std::thread::sleep(Duration::from_secs(1));
+    let received = smtp.messages();
+    assert_eq!(
+        to(&received, "jane@acme.example").len(),
+        1,
+        "only the acknowledgement before the bounce"
+    );
+    assert_eq!(to(&received, "helpdesk@acme.example").len(), 2);
+}
+
+#[test]
+fn customers_hear_in_their_own_language() {
+    let smtp = SmtpServer::start();
+    let env = env_with_smtp(&smtp, "[notify]\nnotify_agents = false\n").with_acme();
+    env.ok(&[
+        "contact",
+        "add",
+        "marie@acme.example",
+        "--org",
+        "Acme",
+        "--language",
+        "fr",
+    ]);
+    env.ok(&[
+        "org",
+        "add",
+        "Nihon",
+        "--domain",
+        "nihon.example",
+        "--language",
+        "ja",
+    ]);
+    let running = Running::start(env);
+    running.receive(&Msg::new(
+        "marie@acme.example",
+        "Imprimante",
+        "f1@acme.example",
+    ));
+    running.receive(&Msg::new(
+        "taro@nihon.example",
+        "プリンター",
+        "j1@nihon.example",
+    ));
+    let received = smtp.wait_for(4, Duration::from_secs(15));
+    let french = to(&received, "marie@acme.example");
+    let japanese = to(&received, "taro@nihon.example");
+    assert_eq!(french.len(), 1);
+    assert_eq!(japanese.len(), 1);
+    let decoded = |m: &Received| ticketd::mail::parse(&m.data).text;
+    assert!(
+        decoded(&french[0]).contains("Bonjour"),
+        "{}",
+        decoded(&french[0])
+    );
+    assert!(
+        decoded(&japanese[0]).contains("お問い合わせ"),
+        "{}",
+        decoded(&japanese[0])
+    );
+}
+
+#[test]
+fn a_held_sender_is_told_what_to_do_next() {
+    let smtp = SmtpServer::start();
+    let env = env_with_smtp(&smtp, "[notify]\nnotify_agents = false\n").with_acme();
+    env.ok(&["contact", "lock", "jane@acme.example"]);
+    let running = Running::start(env);
+    running.receive(&Msg::new(JANE, "Printer", "m1@acme.example"));
+    let received = smtp.wait_for(1, Duration::from_secs(15));
+    let notice = ticketd::mail::parse(&received[0].data);
+    assert_eq!(received[0].rcpt_to, vec!["jane@acme.example"]);
+    assert!(notice.text.contains("locked"), "{}", notice.text);
+    assert!(
+        notice
+            .subject
+            .as_deref()
+            .is_some_and(|s| s.contains("Printer"))
+    );
+}
+
+#[test]
+fn an_agents_mailed_answer_reaches_the_customer_as_a_person_wrote_it() {
+    let smtp = SmtpServer::start();
+    let env = env_with_smtp(&smtp, "[notify]\nnotify_agents = false\n").with_acme();
+    let running = Running::start(env);
+    running.receive(&Msg::new(JANE, "Printer", "m1@acme.example"));
+    smtp.wait_for(2, Duration::from_secs(15));
+    running.receive(
+        &Msg::new(
+            "Alex Agent <alex@example.com>",
+            "Re: [Support #1] Printer",
+            "a1@example.com",
+        )
+        .body("Please switch it off and on again.\n\nOn Mon, Jane wrote:\n> Printer\n"),
+    );
+    let received = smtp.wait_for(4, Duration::from_secs(15));
+    let answer = to(&received, "jane@acme.example")
+        .into_iter()
+        .find(|m| m.text().contains("switch it off"))
+        .expect("the answer");
+    assert_eq!(header(&answer, "Auto-Submitted"), None, "a person wrote it");
+    assert!(
+        !ticketd::mail::parse(&answer.data)
+            .text
+            .contains("> Printer"),
+        "the quote is not sent back"
+    );
+    assert_eq!(running.env.ticket(1)["status"], "pending");
+}
+
+#[test]
+fn starttls_and_authentication_with_a_configured_ca() {
+    let smtp = SmtpServer::start_with(SmtpOptions {
+        auth: Some(("ticketd".into(), "smtp-pass".into())),
+        starttls: true,
+        ..SmtpOptions::default()
+    });
+    let ca = smtp.ca_pem_path().expect("test CA").display().to_string();
+    let env = Env::with_config(
+        Backend::Sqlite,
+        &format!(
+            "[daemon]\nmaildir_poll_millis = 50\n\n[[maildir]]\npath = \"inbox\"\n\n\
+             [smtp]\nhost = \"localhost\"\nport = {}\nsecurity = \"starttls\"\nca_file = \"{ca}\"\nuser = \"ticketd\"\npassword = \"smtp-pass\"\n\n\
+             [notify]\nnotify_agents = false\n",
+            smtp.port()
+        ),
+    );
+    let running = Running::start(env);
+    running.receive(&Msg::new(JANE, "Printer", "m1@acme.example"));
+    let received = smtp.wait_for(1, Duration::from_secs(15));
+    assert!(received[0].tls);
+    assert_eq!(received[0].authenticated_as.as_deref(), Some("ticketd"));
+}

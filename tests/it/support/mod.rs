@@ -1,0 +1,356 @@
+//! Test support: a private ticketd installation (config, SQLite file or PostgreSQL database) driven through the binary.
+
+#![allow(dead_code)]
+
+pub mod postgres;
+pub mod smtp;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use serde_json::Value;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_ticketd");
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// One ticketd installation in a temporary directory.
+pub struct Env {
+    pub dir: tempfile::TempDir,
+    pub config: PathBuf,
+    pub store_url: String,
+    _database: Option<postgres::TestDatabase>,
+}
+
+impl Env {
+    pub fn new(backend: Backend) -> Env {
+        Env::with_config(backend, "")
+    }
+
+    /// `extra` is TOML appended to the generated configuration.
+    pub fn with_config(backend: Backend, extra: &str) -> Env {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (store_url, database) = match backend {
+            Backend::Sqlite => (
+                format!("sqlite://{}", dir.path().join("ticketd.db").display()),
+                None,
+            ),
+            Backend::Postgres => {
+                let db = postgres::TestDatabase::create();
+                (db.url.clone(), Some(db))
+            }
+        };
+        let config = dir.path().join("ticketd.toml");
+        let text = format!(
+            "[store]\nurl = \"{store_url}\"\n\n[data]\ndir = \"{}\"\n\n{extra}\n",
+            dir.path().join("data").display()
+        );
+        std::fs::write(&config, text).expect("write config");
+        Env {
+            dir,
+            config,
+            store_url,
+            _database: database,
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn command(&self) -> Command {
+        let mut cmd = Command::new(BIN);
+        cmd.arg("--config").arg(&self.config);
+        cmd.env_remove("TICKETD_CONFIG");
+        for (key, _) in std::env::vars() {
+            if key.starts_with("TICKETD__") {
+                cmd.env_remove(key);
+            }
+        }
+        cmd.current_dir(self.dir.path());
+        cmd
+    }
+
+    /// Runs `ticketd --config … args`, feeding `stdin`.
+    pub fn run_with_input(&self, args: &[&str], stdin: &[u8]) -> Output {
+        let mut child = self
+            .command()
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn ticketd");
+        let mut input = child.stdin.take().expect("stdin");
+        input.write_all(stdin).expect("write stdin");
+        drop(input);
+        child.wait_with_output().expect("wait for ticketd")
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.run_with_input(args, b"")
+    }
+
+    /// Runs a command that must succeed; returns its standard output.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "ticketd {args:?} failed with {:?}\nstdout: {}\nstderr: {}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    pub fn json(&self, args: &[&str]) -> Value {
+        let out = self.ok(args);
+        serde_json::from_str(&out)
+            .unwrap_or_else(|e| panic!("ticketd {args:?} printed no JSON ({e}): {out}"))
+    }
+
+    /// Pipes one message into `ticketd ingest --json`; returns its report line.
+    pub fn ingest(&self, raw: &[u8]) -> Value {
+        let out = self.run_with_input(&["ingest", "--json"], raw);
+        assert!(
+            out.status.success(),
+            "ingest failed with {:?}: {}{}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let line = String::from_utf8_lossy(&out.stdout);
+        serde_json::from_str(line.trim())
+            .unwrap_or_else(|e| panic!("bad ingest line ({e}): {line}"))
+    }
+
+    pub fn ticket(&self, id: i64) -> Value {
+        self.json(&["ticket", "show", &id.to_string(), "--json"])
+    }
+
+    pub fn tickets(&self) -> Vec<Value> {
+        match self.json(&["ticket", "list", "--json"]) {
+            Value::Array(items) => items,
+            other => panic!("ticket list is not an array: {other}"),
+        }
+    }
+
+    pub fn held(&self) -> Vec<Value> {
+        match self.json(&["held", "list", "--json"]) {
+            Value::Array(items) => items,
+            other => panic!("held list is not an array: {other}"),
+        }
+    }
+
+    /// The usual directory: organization Acme (acme.example), contact Jane, agent Alex.
+    pub fn with_acme(self) -> Env {
+        self.ok(&[
+            "org",
+            "add",
+            "Acme",
+            "--domain",
+            "acme.example",
+            "--notify",
+            "helpdesk@acme.example",
+        ]);
+        self.ok(&[
+            "contact",
+            "add",
+            "jane@acme.example",
+            "--org",
+            "Acme",
+            "--name",
+            "Jane Doe",
+        ]);
+        self.ok(&["agent", "add", "alex@example.com", "--name", "Alex Agent"]);
+        self
+    }
+}
+
+/// Reads the ticket number out of an ingest report.
+pub fn ticket_of(report: &Value) -> i64 {
+    report["ticket"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("report has no ticket: {report}"))
+}
+
+pub fn outcome(report: &Value) -> &str {
+    report["outcome"].as_str().unwrap_or("")
+}
+
+/// A message built header by header.
+#[derive(Clone)]
+pub struct Msg {
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+impl Msg {
+    pub fn new(from: &str, subject: &str, message_id: &str) -> Msg {
+        Msg {
+            headers: vec![
+                ("From".into(), from.into()),
+                ("To".into(), "support@example.com".into()),
+                ("Subject".into(), subject.into()),
+                ("Message-ID".into(), format!("<{message_id}>")),
+                ("Date".into(), "Mon, 23 Nov 2026 10:00:00 +0000".into()),
+            ],
+            body: "Hello,\n\nplease help.\n".into(),
+        }
+    }
+
+    pub fn header(mut self, name: &str, value: &str) -> Msg {
+        self.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    pub fn add_header(mut self, name: &str, value: &str) -> Msg {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    pub fn in_reply_to(self, id: &str) -> Msg {
+        self.header("In-Reply-To", &format!("<{id}>"))
+            .header("References", &format!("<{id}>"))
+    }
+
+    pub fn body(mut self, body: &str) -> Msg {
+        self.body = body.into();
+        self
+    }
+
+    pub fn bytes(&self) -> Vec<u8> {
+        let mut out = String::new();
+        for (name, value) in &self.headers {
+            out.push_str(&format!("{name}: {value}\r\n"));
+        }
+        out.push_str("\r\n");
+        out.push_str(&self.body.replace('\n', "\r\n"));
+        out.into_bytes()
+    }
+}
+
+/// Runs each scenario once on a SQLite file and once on PostgreSQL.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($scenario:ident),* $(,)?) => {
+        mod sqlite {
+            $( #[test] fn $scenario() { super::$scenario($crate::support::Backend::Sqlite) } )*
+        }
+        mod postgres {
+            $( #[test] fn $scenario() { super::$scenario($crate::support::Backend::Postgres) } )*
+        }
+    };
+}
+
+/// `ticketd run` as a child process, killed when dropped.
+pub struct Daemon {
+    child: Option<std::process::Child>,
+    pub log: PathBuf,
+}
+
+impl Env {
+    /// Starts `ticketd run` with this installation's configuration; its log goes to `daemon.log`.
+    pub fn start_daemon(&self) -> Daemon {
+        let log = self.path().join("daemon.log");
+        let file = std::fs::File::create(&log).expect("daemon log");
+        let child = self
+            .command()
+            .arg("run")
+            .env("RUST_LOG", "info,ticketd=debug")
+            .stdout(Stdio::null())
+            .stderr(file)
+            .spawn()
+            .expect("spawn ticketd run");
+        Daemon {
+            child: Some(child),
+            log,
+        }
+    }
+}
+
+impl Daemon {
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(|c| c.id()).unwrap_or(0)
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Sends a signal (`TERM`, `INT`, `KILL`).
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.pid().to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{name} failed");
+    }
+
+    /// Waits for the process to exit; returns its exit code and how long it took.
+    pub fn wait_exit(&mut self, limit: std::time::Duration) -> (Option<i32>, std::time::Duration) {
+        let start = std::time::Instant::now();
+        let Some(child) = self.child.as_mut() else {
+            return (None, start.elapsed());
+        };
+        while start.elapsed() < limit {
+            if let Some(status) = child.try_wait().expect("try_wait") {
+                self.child = None;
+                return (status.code(), start.elapsed());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        panic!(
+            "ticketd run did not exit within {limit:?}; log:\n{}",
+            self.log_text()
+        );
+    }
+
+    /// SIGKILL, no questions asked.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Polls `condition` every 25 ms until it holds or `limit` passes.
+pub fn wait_until(limit: std::time::Duration, what: &str, mut condition: impl FnMut() -> bool) {
+    let start = std::time::Instant::now();
+    while start.elapsed() < limit {
+        if condition() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    panic!("timed out after {limit:?} waiting for {what}");
+}
+
+/// Delivers a message into a Maildir the way an MTA does: write in tmp/, rename into new/.
+pub fn deliver_to_maildir(maildir: &Path, name: &str, raw: &[u8]) {
+    for sub in ["tmp", "new", "cur"] {
+        std::fs::create_dir_all(maildir.join(sub)).expect("maildir dirs");
+    }
+    let tmp = maildir.join("tmp").join(name);
+    std::fs::write(&tmp, raw).expect("write tmp");
+    std::fs::rename(&tmp, maildir.join("new").join(name)).expect("rename into new");
+}
+
+pub fn count_files(dir: &Path) -> usize {
+    std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0)
+}
