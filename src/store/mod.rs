@@ -12,7 +12,7 @@ pub mod outbox;
 pub mod queues;
 pub mod tickets;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Once;
 use std::time::Duration;
@@ -146,6 +146,9 @@ pub(crate) fn serialize_optional_time<S: serde::Serializer>(
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// For a SQLite file: the lock file that serializes migrations between processes
+    /// (SQLite's migrator takes no lock of its own, PostgreSQL's takes an advisory one).
+    migration_lock: Option<PathBuf>,
 }
 
 static DRIVERS: Once = Once::new();
@@ -164,9 +167,13 @@ impl Store {
             // A broken connection fails its statement and the message is retried;
             // pinging before every use would cost a round trip per message.
             .test_before_acquire(false);
+        let mut migration_lock = None;
         let url = match backend {
             Backend::Sqlite => {
                 let (url, in_memory) = sqlite_url(url)?;
+                if !in_memory {
+                    migration_lock = Some(sqlite_lock_path(&url));
+                }
                 if in_memory {
                     // Every connection to :memory: is its own database: keep exactly one.
                     options = options
@@ -193,11 +200,21 @@ impl Store {
         let connect_options = AnyConnectOptions::from_str(&url)
             .map_err(|e| StoreError::Setup(format!("bad store.url: {e}")))?;
         let pool = options.connect_with(connect_options).await?;
-        Ok(Store { pool, backend })
+        Ok(Store {
+            pool,
+            backend,
+            migration_lock,
+        })
     }
 
     /// Applies the migrations of this backend that have not run yet.
     pub async fn migrate(&self) -> Result<(), StoreError> {
+        // Two processes starting on a fresh file (the daemon and a CLI command)
+        // would otherwise both run the first migration.
+        let _guard = match &self.migration_lock {
+            Some(path) => Some(lock_file(path.clone()).await?),
+            None => None,
+        };
         match self.backend {
             Backend::Sqlite => sqlx::migrate!("migrations/sqlite").run(&self.pool).await?,
             Backend::Postgres => {
@@ -259,6 +276,28 @@ impl Store {
 }
 
 /// Adds `mode=rwc` so the file is created, and creates its directory.
+/// `<database file>.lock`, beside the database.
+fn sqlite_lock_path(url: &str) -> PathBuf {
+    let rest = url.trim_start_matches("sqlite:").trim_start_matches("//");
+    let path = rest.split_once('?').map_or(rest, |(path, _)| path);
+    PathBuf::from(format!("{path}.lock"))
+}
+
+/// Waits for an exclusive lock on `path` (created when missing); released on drop.
+async fn lock_file(path: PathBuf) -> Result<std::fs::File, StoreError> {
+    tokio::task::spawn_blocking(move || {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .and_then(|file| file.lock().map(|()| file));
+        file.map_err(|e| StoreError::Setup(format!("cannot lock {}: {e}", path.display())))
+    })
+    .await
+    .map_err(|e| StoreError::Setup(format!("migration lock task failed: {e}")))?
+}
+
 fn sqlite_url(url: &str) -> Result<(String, bool), StoreError> {
     let rest = url.trim_start_matches("sqlite:").trim_start_matches("//");
     let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
