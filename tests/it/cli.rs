@@ -177,6 +177,32 @@ fn migrate_creates_the_sqlite_file_and_is_idempotent() {
 }
 
 #[test]
+fn commands_starting_together_on_a_fresh_database_all_migrate_it() {
+    for _ in 0..3 {
+        let env = Env::new(Backend::Sqlite);
+        let children: Vec<_> = (0..6)
+            .map(|_| {
+                env.command()
+                    .arg("migrate")
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .expect("spawn ticketd migrate")
+            })
+            .collect();
+        for child in children {
+            let out = child.wait_with_output().expect("wait for ticketd migrate");
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        assert_eq!(env.json(&["org", "list", "--json"]), serde_json::json!([]));
+    }
+}
+
+#[test]
 fn directory_commands_reject_bad_input_clearly() {
     let env = Env::new(Backend::Sqlite).with_acme();
     let dup = env.run(&["org", "add", "Acme"]);
