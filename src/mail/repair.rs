@@ -89,6 +89,8 @@ enum Edit {
     CloseBefore { at: usize, boundaries: Vec<Vec<u8>> },
     /// Line `at` is a header line in a legacy charset.
     Transcode { at: usize },
+    /// Line `at` has encoded words labelled ISO-2022-JP that hold Shift_JIS bytes.
+    Relabel { at: usize },
 }
 
 /// Scans the structure once; rebuilds the message only when an edit is needed.
@@ -120,6 +122,8 @@ fn rewrite(data: &[u8]) -> Option<Vec<u8>> {
             }
             if !line.text.is_ascii() && std::str::from_utf8(line.text).is_err() {
                 edits.push(Edit::Transcode { at: index });
+            } else if has_mislabelled_japanese(line.text) {
+                edits.push(Edit::Relabel { at: index });
             }
             header_block.extend_from_slice(line.whole);
             continue;
@@ -170,6 +174,7 @@ fn apply_edits(data: &[u8], edits: &[Edit], charset_hint: Option<&str>) -> Vec<u
     let mut edits = edits.iter().peekable();
     for (index, line) in lines(data).enumerate() {
         let mut transcode = false;
+        let mut relabel = false;
         while let Some(edit) = edits.peek() {
             match edit {
                 Edit::CloseBefore { at, boundaries } if *at == index => {
@@ -180,6 +185,7 @@ fn apply_edits(data: &[u8], edits: &[Edit], charset_hint: Option<&str>) -> Vec<u
                     }
                 }
                 Edit::Transcode { at } if *at == index => transcode = true,
+                Edit::Relabel { at } if *at == index => relabel = true,
                 _ => break,
             }
             edits.next();
@@ -187,6 +193,16 @@ fn apply_edits(data: &[u8], edits: &[Edit], charset_hint: Option<&str>) -> Vec<u
         if transcode {
             let (decoded, _) = encoding.decode_without_bom_handling(line.whole);
             out.extend_from_slice(decoded.as_bytes());
+        } else if relabel {
+            let text = String::from_utf8_lossy(line.whole);
+            let fixed = ISO_2022_JP_WORD.replace_all(&text, |word: &regex::Captures<'_>| {
+                if base64_has_8bit(&word[2]) {
+                    format!("=?Shift_JIS?B?{}?=", &word[2])
+                } else {
+                    word[0].to_string()
+                }
+            });
+            out.extend_from_slice(fixed.as_bytes());
         } else {
             out.extend_from_slice(line.whole);
         }
@@ -204,7 +220,7 @@ fn legacy_header_encoding(
     let mut sample = Vec::new();
     let mut wanted = edits.iter().filter_map(|e| match e {
         Edit::Transcode { at } => Some(*at),
-        Edit::CloseBefore { .. } => None,
+        Edit::CloseBefore { .. } | Edit::Relabel { .. } => None,
     });
     let mut next = wanted.next();
     for (index, line) in lines(data).enumerate() {
@@ -227,6 +243,36 @@ fn legacy_header_encoding(
     let mut detector = chardetng::EncodingDetector::new();
     detector.feed(&sample, true);
     detector.guess(None, true)
+}
+
+/// A base64 encoded word labelled ISO-2022-JP; group 2 is its payload.
+static ISO_2022_JP_WORD: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+    regex::Regex::new(r"=\?(?i:(iso-2022-jp))\?[bB]\?([A-Za-z0-9+/=]+)\?=").expect("valid regex")
+});
+
+/// ISO-2022-JP is 7-bit: Japanese mailers that write Shift_JIS bytes under its
+/// label make the decoder produce garbage, so such words are relabelled.
+fn has_mislabelled_japanese(line: &[u8]) -> bool {
+    let Ok(text) = std::str::from_utf8(line) else {
+        return false;
+    };
+    text.len() < 4096
+        && text.to_ascii_lowercase().contains("=?iso-2022-jp?b?")
+        && ISO_2022_JP_WORD
+            .captures_iter(text)
+            .any(|word| base64_has_8bit(&word[2]))
+}
+
+fn base64_has_8bit(payload: &str) -> bool {
+    use base64::Engine as _;
+    use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+    const LENIENT: GeneralPurpose = GeneralPurpose::new(
+        &base64::alphabet::STANDARD,
+        GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+    );
+    LENIENT
+        .decode(payload)
+        .is_ok_and(|bytes| bytes.iter().any(|b| *b >= 0x80))
 }
 
 fn is_multipart(block: &[u8]) -> bool {
@@ -313,6 +359,21 @@ mod tests {
         let fixed = repair(raw);
         let text = std::str::from_utf8(&fixed).expect("utf-8 after repair");
         assert!(text.starts_with("Subject: тест тест тест"), "{text}");
+    }
+
+    #[test]
+    fn shift_jis_under_an_iso_2022_jp_label_is_relabelled() {
+        // "ツール" in Shift_JIS, labelled ISO-2022-JP as some Japanese mailers do.
+        let raw = b"From: =?ISO-2022-JP?B?g2OBW4OL?= <bar@example.org>\r\nSubject: =?ISO-2022-JP?B?GyRCJUYlOSVIGyhC?=\r\n\r\nbody\r\n";
+        let fixed = String::from_utf8_lossy(&repair(raw)).into_owned();
+        assert!(
+            fixed.starts_with("From: =?Shift_JIS?B?g2OBW4OL?="),
+            "{fixed}"
+        );
+        assert!(
+            fixed.contains("Subject: =?ISO-2022-JP?B?GyRCJUYlOSVIGyhC?="),
+            "{fixed}"
+        );
     }
 
     #[test]
