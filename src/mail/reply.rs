@@ -269,8 +269,8 @@ fn attribution_at(lines: &[&str], i: usize) -> Option<usize> {
     if line.is_empty() {
         return None;
     }
-    let followed_by_quote = || {
-        let next = skip_blank(lines, i + 1);
+    let followed_by_quote = |end: usize| {
+        let next = skip_blank(lines, end + 1);
         next < lines.len() && is_quote(lines[next])
     };
     let ends_like_one = line.ends_with(':') || line.ends_with('：') || line.ends_with("wrote");
@@ -283,7 +283,7 @@ fn attribution_at(lines: &[&str], i: usize) -> Option<usize> {
                 opening.to_lowercase().as_str(),
                 "on" | "le" | "el" | "am" | "den"
             );
-        if starts_like_one || followed_by_quote() {
+        if starts_like_one || followed_by_quote(i) {
             return Some(i);
         }
         return None;
@@ -296,10 +296,9 @@ fn attribution_at(lines: &[&str], i: usize) -> Option<usize> {
         if let Some((text, end)) = joined
             .iter()
             .find(|(text, _)| DATED_ATTRIBUTION.is_match(text))
+            && (text.ends_with(':') || text.ends_with('：') || followed_by_quote(*end))
         {
-            if text.ends_with(':') || text.ends_with('：') || followed_by_quote() {
-                return Some(*end);
-            }
+            return Some(*end);
         }
     }
     if ATTRIBUTION_OPENING.is_match(line) {
