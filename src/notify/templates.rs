@@ -44,7 +44,7 @@ macro_rules! shipped {
 }
 
 /// (`lang/event`, text template, HTML template) for every shipped pair.
-const SHIPPED: &[(&str, &str, &str)] = shipped!("en");
+const SHIPPED: &[(&str, &str, &str)] = shipped!("en", "fr", "es", "ja", "sv");
 
 #[derive(Debug, thiserror::Error)]
 pub enum TemplateError {
