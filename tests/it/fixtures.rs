@@ -88,6 +88,18 @@ fn check(expect: &Value, got: &Value) -> Vec<String> {
                     fail(format!("{key}: want {want}, got {}", got[key]));
                 }
             }
+            "to" | "cc" => {
+                let addresses: Vec<Value> = got[key]
+                    .as_array()
+                    .map(|list| list.iter().map(|m| m["address"].clone()).collect())
+                    .unwrap_or_default();
+                if Value::Array(addresses.clone()) != *want {
+                    fail(format!(
+                        "{key}: want {want}, got {}",
+                        Value::Array(addresses)
+                    ));
+                }
+            }
             "subject_not_null" => {
                 if !got["subject"].is_string() {
                     fail(format!("subject: want a string, got {}", got["subject"]));
