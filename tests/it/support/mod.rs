@@ -2,6 +2,7 @@
 
 #![allow(dead_code)]
 
+pub mod dovecot;
 pub mod postgres;
 pub mod smtp;
 
@@ -46,8 +47,9 @@ impl Env {
             }
         };
         let config = dir.path().join("ticketd.toml");
+        // `extra` goes first so that its top-level keys (`maildir = []`) stay top-level.
         let text = format!(
-            "[store]\nurl = \"{store_url}\"\n\n[data]\ndir = \"{}\"\n\n{extra}\n",
+            "{extra}\n\n[store]\nurl = \"{store_url}\"\n\n[data]\ndir = \"{}\"\n",
             dir.path().join("data").display()
         );
         std::fs::write(&config, text).expect("write config");
