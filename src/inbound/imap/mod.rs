@@ -112,11 +112,16 @@ impl ImapSource {
         loop {
             let mailbox = session.select(&self.settings.mailbox).await?;
             let uidvalidity = mailbox.uid_validity.unwrap_or(0);
-            self.process_pending(&mut session, uidvalidity, caps)
-                .await?;
-            drain(&session);
+            let announced = self
+                .process_pending(&mut session, uidvalidity, caps)
+                .await?
+                | drain(&session);
             if self.shutdown.is_cancelled() {
                 break;
+            }
+            if announced {
+                debug!("new mail arrived while processing");
+                continue;
             }
             if caps.idle {
                 match self.idle(session).await? {
@@ -162,12 +167,14 @@ impl ImapSource {
     }
 
     /// Everything in the mailbox above the cursor, in batches, oldest first.
+    /// Returns whether the server announced new mail meanwhile.
     async fn process_pending(
         &self,
         session: &mut ImapSession,
         uidvalidity: u32,
         caps: Capabilities,
-    ) -> Result<(), SourceError> {
+    ) -> Result<bool, SourceError> {
+        let mut announced = false;
         let label = self.settings.label();
         let mailbox = &self.settings.mailbox;
         let saved = {
@@ -220,7 +227,7 @@ impl ImapSource {
                 let mut conn = self.store.conn().await?;
                 mailboxes::save_cursor(&mut conn, &label, mailbox, cursor, now()).await?;
             }
-            drain(session);
+            announced |= drain(session);
             if let Some(e) = outcome.failure {
                 return Err(SourceError::Ingest(e));
             }
@@ -228,7 +235,7 @@ impl ImapSource {
                 break;
             }
         }
-        Ok(())
+        Ok(announced)
     }
 
     /// Hands a batch to the ingest worker at once and collects the results in order.
@@ -350,8 +357,18 @@ async fn ensure_folder(session: &mut ImapSession, folder: &str) -> Result<(), So
 
 /// Empties the channel of unsolicited responses (EXPUNGE after MOVE, EXISTS…):
 /// it holds 100 and we act on the mailbox state ourselves.
-fn drain(session: &ImapSession) {
-    while session.unsolicited_responses.try_recv().is_ok() {}
+/// Empties the queue of unsolicited responses; returns whether one announced
+/// new mail (which then arrived after the fetch and must not wait for IDLE).
+fn drain(session: &ImapSession) -> bool {
+    let mut announced = false;
+    while let Ok(response) = session.unsolicited_responses.try_recv() {
+        announced |= matches!(
+            response,
+            async_imap::types::UnsolicitedResponse::Exists(_)
+                | async_imap::types::UnsolicitedResponse::Recent(_)
+        );
+    }
+    announced
 }
 
 async fn logout(mut session: ImapSession) {
