@@ -151,6 +151,16 @@ pub async fn pipeline(ctx: &Ctx, store: &Store) -> Result<ticketd::ingest::Pipel
         })
 }
 
+/// `ticketd ticket list | head` ends quietly, as Unix tools do, instead of
+/// panicking on the closed pipe. The daemon and `ingest` keep ignoring SIGPIPE:
+/// a vanished reader must not kill them in the middle of their work.
+fn quiet_on_closed_pipe() {
+    // SAFETY: called once, before any other thread exists; restores the default action.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 pub fn run(cli: Cli) -> ExitCode {
     let default_level = if matches!(cli.command, Command::Run) {
         "info"
@@ -158,6 +168,9 @@ pub fn run(cli: Cli) -> ExitCode {
         "warn"
     };
     init_logging(cli.log_format, default_level);
+    if !matches!(cli.command, Command::Run | Command::Ingest(_)) {
+        quiet_on_closed_pipe();
+    }
     // One TLS provider for the whole process (see DESIGN.md): ring.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let config_file = config::config_path(cli.config);

@@ -226,3 +226,30 @@ fn directory_commands_reject_bad_input_clearly() {
     let agents = env.json(&["agent", "list", "--json"]);
     assert_eq!(agents[0]["email"], "alex@example.com");
 }
+
+#[test]
+fn output_to_a_closed_pipe_ends_quietly() {
+    let env = Env::new(Backend::Sqlite);
+    let body = "The printer on floor 3 is broken again.\n".repeat(8000);
+    let file = env.path().join("long.eml");
+    std::fs::write(
+        &file,
+        Msg::new("jane@acme.example", "Long", "long@acme.example")
+            .body(&body)
+            .bytes(),
+    )
+    .expect("write the message");
+    let mut child = env
+        .command()
+        .args(["parse", "--json"])
+        .arg(&file)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn ticketd parse");
+    // The reader goes away before the 300 KB of JSON are written, like `| head`.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().expect("wait for ticketd parse");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
