@@ -8,21 +8,34 @@ use crate::support::{Backend, Env, Msg, wait_until};
 const USER: &str = "support";
 const PASSWORD: &str = "s3cret-imap";
 
+/// An installation with `extra` as its configuration and no Maildir source, so only the IMAP
+/// source runs. `maildir = []` must come before any table header, which `Env::with_config`
+/// (whose text ends inside `[data]`) cannot do, so it goes at the top of the file.
+fn imap_only(extra: &str) -> Env {
+    let env = Env::with_config(Backend::Sqlite, extra);
+    let text = std::fs::read_to_string(&env.config).expect("read the configuration");
+    std::fs::write(&env.config, format!("maildir = []\n\n{text}"))
+        .expect("write the configuration");
+    env
+}
+
 /// An installation reading the Dovecot user's INBOX (plain IMAP on loopback), no Maildir source.
 fn env_for(dovecot: &Dovecot, imap_extra: &str) -> Env {
-    Env::with_config(
-        Backend::Sqlite,
-        &format!(
-            "maildir = []\n\n[daemon]\nidle_timeout_secs = 60\npoll_interval_secs = 1\nreconnect_max_secs = 1\nauth_failure_backoff_secs = 1\nconnect_timeout_secs = 5\n\n\
+    imap_only(&format!(
+        "[daemon]\nidle_timeout_secs = 60\npoll_interval_secs = 1\nreconnect_max_secs = 1\nauth_failure_backoff_secs = 1\nconnect_timeout_secs = 5\n\n\
              [[imap]]\nhost = \"{}\"\nport = {}\nsecurity = \"plain\"\nuser = \"{USER}\"\npassword = \"{PASSWORD}\"\n{imap_extra}\n",
-            dovecot.host(),
-            dovecot.plain_port()
-        ),
-    )
+        dovecot.host(),
+        dovecot.plain_port()
+    ))
 }
 
 fn message(n: usize) -> Vec<u8> {
-    Msg::new(&format!("Customer {n} <c{n}@acme.example>"), &format!("Question {n}"), &format!("q{n}@acme.example")).bytes()
+    Msg::new(
+        &format!("Customer {n} <c{n}@acme.example>"),
+        &format!("Question {n}"),
+        &format!("q{n}@acme.example"),
+    )
+    .bytes()
 }
 
 fn messages(range: std::ops::Range<usize>) -> Vec<Vec<u8>> {
@@ -34,13 +47,23 @@ fn a_message_appended_while_the_daemon_idles_becomes_a_ticket() {
     let dovecot = Dovecot::start(&[(USER, PASSWORD)]);
     let env = env_for(&dovecot, "");
     let daemon = env.start_daemon();
-    wait_until(Duration::from_secs(10), "the daemon to idle", || daemon.log_text().contains("idle=true"));
+    wait_until(Duration::from_secs(10), "the daemon to idle", || {
+        daemon.log_text().contains("idle=true")
+    });
     dovecot.append(USER, "INBOX", &[message(1)]);
-    wait_until(Duration::from_secs(10), "the ticket", || env.tickets().len() == 1);
-    wait_until(Duration::from_secs(5), "the message to move", || dovecot.count(USER, "Processed") == 1);
+    wait_until(Duration::from_secs(10), "the ticket", || {
+        env.tickets().len() == 1
+    });
+    wait_until(Duration::from_secs(5), "the message to move", || {
+        dovecot.count(USER, "Processed") == 1
+    });
     assert_eq!(dovecot.count(USER, "INBOX"), 0);
     let processed = dovecot.messages(USER, "Processed");
-    assert!(processed[0].flags.iter().any(|f| f.contains("Seen")), "{:?}", processed[0].flags);
+    assert!(
+        processed[0].flags.iter().any(|f| f.contains("Seen")),
+        "{:?}",
+        processed[0].flags
+    );
 }
 
 #[test]
@@ -49,15 +72,27 @@ fn a_backlog_of_1000_messages_is_ingested_exactly_once_and_moved_to_processed() 
     dovecot.append(USER, "INBOX", &messages(0..1000));
     let env = env_for(&dovecot, "");
     let _daemon = env.start_daemon();
-    wait_until(Duration::from_secs(120), "1000 messages in Processed", || dovecot.count(USER, "Processed") == 1000);
+    wait_until(
+        Duration::from_secs(120),
+        "1000 messages in Processed",
+        || dovecot.count(USER, "Processed") == 1000,
+    );
     assert_eq!(dovecot.count(USER, "INBOX"), 0);
     let tickets = env.tickets();
     assert_eq!(tickets.len(), 1000);
-    let mut subjects: Vec<String> = tickets.iter().map(|t| t["subject"].as_str().unwrap_or("").to_string()).collect();
+    let mut subjects: Vec<String> = tickets
+        .iter()
+        .map(|t| t["subject"].as_str().unwrap_or("").to_string())
+        .collect();
     subjects.sort();
     subjects.dedup();
     assert_eq!(subjects.len(), 1000, "every message once");
-    assert!(dovecot.messages(USER, "Processed").iter().all(|m| m.flags.iter().any(|f| f.contains("Seen"))));
+    assert!(
+        dovecot
+            .messages(USER, "Processed")
+            .iter()
+            .all(|m| m.flags.iter().any(|f| f.contains("Seen")))
+    );
 }
 
 #[test]
@@ -66,13 +101,22 @@ fn killed_mid_batch_and_restarted_every_message_is_a_ticket_exactly_once() {
     dovecot.append(USER, "INBOX", &messages(0..400));
     let env = env_for(&dovecot, "");
     let mut daemon = env.start_daemon();
-    wait_until(Duration::from_secs(60), "some tickets", || !env.tickets().is_empty());
+    wait_until(Duration::from_secs(60), "some tickets", || {
+        !env.tickets().is_empty()
+    });
     daemon.kill();
     let before = env.tickets().len();
-    assert!(before < 400, "the kill came too late to test anything ({before} done)");
+    assert!(
+        before < 400,
+        "the kill came too late to test anything ({before} done)"
+    );
     let _again = env.start_daemon();
-    wait_until(Duration::from_secs(120), "INBOX to empty", || dovecot.count(USER, "INBOX") == 0);
-    wait_until(Duration::from_secs(10), "all tickets", || env.tickets().len() >= 400);
+    wait_until(Duration::from_secs(120), "INBOX to empty", || {
+        dovecot.count(USER, "INBOX") == 0
+    });
+    wait_until(Duration::from_secs(10), "all tickets", || {
+        env.tickets().len() >= 400
+    });
     assert_eq!(env.tickets().len(), 400, "no message twice");
     assert_eq!(dovecot.count(USER, "Processed"), 400);
 }
@@ -83,12 +127,18 @@ fn the_daemon_reconnects_after_dovecot_restarts() {
     let env = env_for(&dovecot, "");
     let daemon = env.start_daemon();
     dovecot.append(USER, "INBOX", &[message(1)]);
-    wait_until(Duration::from_secs(10), "the first ticket", || env.tickets().len() == 1);
+    wait_until(Duration::from_secs(10), "the first ticket", || {
+        env.tickets().len() == 1
+    });
     dovecot.stop();
-    wait_until(Duration::from_secs(10), "the daemon to notice", || daemon.log_text().contains("reconnecting"));
+    wait_until(Duration::from_secs(10), "the daemon to notice", || {
+        daemon.log_text().contains("reconnecting")
+    });
     dovecot.restart();
     dovecot.append(USER, "INBOX", &[message(2)]);
-    wait_until(Duration::from_secs(20), "the second ticket", || env.tickets().len() == 2);
+    wait_until(Duration::from_secs(20), "the second ticket", || {
+        env.tickets().len() == 2
+    });
 }
 
 #[test]
@@ -98,8 +148,12 @@ fn a_uidvalidity_change_rescans_the_mailbox_without_doubling_anything() {
     {
         let mut daemon = env.start_daemon();
         dovecot.append(USER, "INBOX", &messages(0..3));
-        wait_until(Duration::from_secs(20), "three tickets", || env.tickets().len() == 3);
-        wait_until(Duration::from_secs(5), "INBOX to empty", || dovecot.count(USER, "INBOX") == 0);
+        wait_until(Duration::from_secs(20), "three tickets", || {
+            env.tickets().len() == 3
+        });
+        wait_until(Duration::from_secs(5), "INBOX to empty", || {
+            dovecot.count(USER, "INBOX") == 0
+        });
         daemon.signal("TERM");
         daemon.wait_exit(Duration::from_secs(10));
     }
@@ -109,79 +163,91 @@ fn a_uidvalidity_change_rescans_the_mailbox_without_doubling_anything() {
     dovecot.reset_uid_validity(USER, "INBOX");
     assert_ne!(dovecot.uid_validity(USER, "INBOX"), old);
     let daemon = env.start_daemon();
-    wait_until(Duration::from_secs(20), "INBOX to empty", || dovecot.count(USER, "INBOX") == 0);
-    assert_eq!(env.tickets().len(), 5, "two new tickets, the copy recognized");
-    assert!(daemon.log_text().contains("UIDVALIDITY changed"), "{}", daemon.log_text());
+    wait_until(Duration::from_secs(20), "INBOX to empty", || {
+        dovecot.count(USER, "INBOX") == 0
+    });
+    assert_eq!(
+        env.tickets().len(),
+        5,
+        "two new tickets, the copy recognized"
+    );
+    assert!(
+        daemon.log_text().contains("UIDVALIDITY changed"),
+        "{}",
+        daemon.log_text()
+    );
 }
 
 #[test]
 fn a_wrong_password_is_a_clear_error_and_the_daemon_keeps_trying() {
     let dovecot = Dovecot::start(&[(USER, PASSWORD)]);
-    let env = Env::with_config(
-        Backend::Sqlite,
-        &format!(
-            "maildir = []\n\n[daemon]\nauth_failure_backoff_secs = 1\n\n[[imap]]\nhost = \"{}\"\nport = {}\nsecurity = \"plain\"\nuser = \"{USER}\"\npassword = \"wrong\"\n",
-            dovecot.host(),
-            dovecot.plain_port()
-        ),
-    );
+    let env = imap_only(&format!(
+        "[daemon]\nauth_failure_backoff_secs = 1\n\n[[imap]]\nhost = \"{}\"\nport = {}\nsecurity = \"plain\"\nuser = \"{USER}\"\npassword = \"wrong\"\n",
+        dovecot.host(),
+        dovecot.plain_port()
+    ));
     let mut daemon = env.start_daemon();
     wait_until(Duration::from_secs(10), "two authentication errors", || {
-        daemon.log_text().matches("authentication as support failed").count() >= 2
+        daemon
+            .log_text()
+            .matches("authentication as support failed")
+            .count()
+            >= 2
     });
     let log = daemon.log_text();
     assert!(log.contains("check the user and password"), "{log}");
     daemon.signal("TERM");
-    assert_eq!(daemon.wait_exit(Duration::from_secs(10)).0, Some(0), "still alive and stops cleanly");
+    assert_eq!(
+        daemon.wait_exit(Duration::from_secs(10)).0,
+        Some(0),
+        "still alive and stops cleanly"
+    );
 }
 
 #[test]
 fn tls_with_a_configured_ca_is_verified_and_works() {
     let dovecot = Dovecot::start(&[(USER, PASSWORD)]);
-    let env = Env::with_config(
-        Backend::Sqlite,
-        &format!(
-            "maildir = []\n\n[[imap]]\nhost = \"{}\"\nport = {}\nsecurity = \"tls\"\nca_file = \"{}\"\nuser = \"{USER}\"\npassword = \"{PASSWORD}\"\n",
-            dovecot.tls_host(),
-            dovecot.tls_port(),
-            dovecot.ca_pem_path().display()
-        ),
-    );
+    let env = imap_only(&format!(
+        "[[imap]]\nhost = \"{}\"\nport = {}\nsecurity = \"tls\"\nca_file = \"{}\"\nuser = \"{USER}\"\npassword = \"{PASSWORD}\"\n",
+        dovecot.tls_host(),
+        dovecot.tls_port(),
+        dovecot.ca_pem_path().display()
+    ));
     let _daemon = env.start_daemon();
     dovecot.append(USER, "INBOX", &[message(1)]);
-    wait_until(Duration::from_secs(10), "the ticket over TLS", || env.tickets().len() == 1);
+    wait_until(Duration::from_secs(10), "the ticket over TLS", || {
+        env.tickets().len() == 1
+    });
 }
 
 #[test]
 fn tls_without_trusting_the_ca_is_refused() {
     let dovecot = Dovecot::start(&[(USER, PASSWORD)]);
-    let env = Env::with_config(
-        Backend::Sqlite,
-        &format!(
-            "maildir = []\n\n[daemon]\nreconnect_max_secs = 1\n\n[[imap]]\nhost = \"{}\"\nport = {}\nsecurity = \"tls\"\nuser = \"{USER}\"\npassword = \"{PASSWORD}\"\n",
-            dovecot.tls_host(),
-            dovecot.tls_port(),
-        ),
-    );
+    let env = imap_only(&format!(
+        "[daemon]\nreconnect_max_secs = 1\n\n[[imap]]\nhost = \"{}\"\nport = {}\nsecurity = \"tls\"\nuser = \"{USER}\"\npassword = \"{PASSWORD}\"\n",
+        dovecot.tls_host(),
+        dovecot.tls_port(),
+    ));
     let daemon = env.start_daemon();
     dovecot.append(USER, "INBOX", &[message(1)]);
-    wait_until(Duration::from_secs(10), "a TLS error", || daemon.log_text().contains("TLS with"));
+    wait_until(Duration::from_secs(10), "a TLS error", || {
+        daemon.log_text().contains("TLS with")
+    });
     assert!(env.tickets().is_empty());
 }
 
 #[test]
 fn starttls_upgrades_the_plain_port() {
     let dovecot = Dovecot::start(&[(USER, PASSWORD)]);
-    let env = Env::with_config(
-        Backend::Sqlite,
-        &format!(
-            "maildir = []\n\n[[imap]]\nhost = \"{}\"\nport = {}\nsecurity = \"starttls\"\nca_file = \"{}\"\nuser = \"{USER}\"\npassword = \"{PASSWORD}\"\nauth = \"plain\"\n",
-            dovecot.tls_host(),
-            dovecot.plain_port(),
-            dovecot.ca_pem_path().display()
-        ),
-    );
+    let env = imap_only(&format!(
+        "[[imap]]\nhost = \"{}\"\nport = {}\nsecurity = \"starttls\"\nca_file = \"{}\"\nuser = \"{USER}\"\npassword = \"{PASSWORD}\"\nauth = \"plain\"\n",
+        dovecot.tls_host(),
+        dovecot.plain_port(),
+        dovecot.ca_pem_path().display()
+    ));
     let _daemon = env.start_daemon();
     dovecot.append(USER, "INBOX", &[message(1)]);
-    wait_until(Duration::from_secs(10), "the ticket over STARTTLS", || env.tickets().len() == 1);
+    wait_until(Duration::from_secs(10), "the ticket over STARTTLS", || {
+        env.tickets().len() == 1
+    });
 }

@@ -3,6 +3,7 @@
 mod cli;
 mod daemon;
 mod fixtures;
+mod imap;
 mod notify;
 mod pipeline;
 mod smtp_peer;
