@@ -16,6 +16,9 @@ fn imap_only(extra: &str) -> Env {
     let text = std::fs::read_to_string(&env.config).expect("read the configuration");
     std::fs::write(&env.config, format!("maildir = []\n\n{text}"))
         .expect("write the configuration");
+    // The schema exists before the daemon starts: the tests poll the store with the CLI while
+    // the daemon starts, and two processes migrating a new SQLite file at once collide.
+    env.ok(&["migrate"]);
     env
 }
 

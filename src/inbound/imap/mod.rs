@@ -112,11 +112,18 @@ impl ImapSource {
         loop {
             let mailbox = session.select(&self.settings.mailbox).await?;
             let uidvalidity = mailbox.uid_validity.unwrap_or(0);
-            self.process_pending(&mut session, uidvalidity, caps)
+            let processed = self
+                .process_pending(&mut session, uidvalidity, caps)
                 .await?;
-            drain(&session);
             if self.shutdown.is_cancelled() {
                 break;
+            }
+            // Mail that came while we worked was announced (EXISTS) in the replies to our
+            // commands, and IDLE would not announce it again: look again before idling
+            // (the announcement itself may have been dropped from the full channel).
+            let announced = new_mail_announced(|| session.unsolicited_responses.try_recv().ok());
+            if processed > 0 || announced {
+                continue;
             }
             if caps.idle {
                 match self.idle(session).await? {
@@ -137,9 +144,15 @@ impl ImapSource {
     /// Waits in IDLE for new mail, the renewal timeout or shutdown. Returns the
     /// session to go on with, or `None` after logging out for shutdown.
     async fn idle(&self, session: ImapSession) -> Result<Option<ImapSession>, SourceError> {
+        let unsolicited = session.unsolicited_responses.clone();
         let mut handle = session.idle();
         handle.init().await?;
-        let stopping = {
+        // An EXISTS sent before the server's `+ idling` went to the unsolicited channel.
+        let announced = new_mail_announced(|| unsolicited.try_recv().ok());
+        let stopping = if announced {
+            debug!("new mail announced");
+            false
+        } else {
             // Dropping `_stop` would end IDLE at once, so it lives as long as the wait.
             let (wait, _stop) =
                 handle.wait_with_timeout(Duration::from_secs(self.daemon.idle_timeout_secs));
@@ -167,7 +180,7 @@ impl ImapSource {
         session: &mut ImapSession,
         uidvalidity: u32,
         caps: Capabilities,
-    ) -> Result<(), SourceError> {
+    ) -> Result<usize, SourceError> {
         let label = self.settings.label();
         let mailbox = &self.settings.mailbox;
         let saved = {
@@ -202,9 +215,11 @@ impl ImapSource {
         if !uids.is_empty() {
             info!(pending = uids.len(), "messages to process");
         }
+        let mut processed = 0;
         for batch in uids.chunks(self.daemon.fetch_batch.max(1) as usize) {
             let messages = fetch(session, batch).await?;
             let outcome = self.ingest_batch(&messages).await;
+            processed += outcome.committed.len();
             if !outcome.committed.is_empty() {
                 acknowledge(
                     session,
@@ -228,7 +243,7 @@ impl ImapSource {
                 break;
             }
         }
-        Ok(())
+        Ok(processed)
     }
 
     /// Hands a batch to the ingest worker at once and collects the results in order.
@@ -352,6 +367,20 @@ async fn ensure_folder(session: &mut ImapSession, folder: &str) -> Result<(), So
 /// it holds 100 and we act on the mailbox state ourselves.
 fn drain(session: &ImapSession) {
     while session.unsolicited_responses.try_recv().is_ok() {}
+}
+
+type Unsolicited = async_imap::types::UnsolicitedResponse;
+
+/// Empties the channel of unsolicited responses; whether any announced new mail
+/// (EXISTS or RECENT), which the server reports only once.
+fn new_mail_announced(mut next: impl FnMut() -> Option<Unsolicited>) -> bool {
+    let mut announced = false;
+    while let Some(response) = next() {
+        if matches!(response, Unsolicited::Exists(_) | Unsolicited::Recent(_)) {
+            announced = true;
+        }
+    }
+    announced
 }
 
 async fn logout(mut session: ImapSession) {
