@@ -23,8 +23,14 @@ const MESSAGES: usize = 2_000;
 fn deliver_all(runtime: &tokio::runtime::Runtime, server: &smtp::SmtpServer) -> Duration {
     let dir = tempfile::tempdir().expect("temp dir");
     let vars = vec![
-        ("TICKETD__STORE__URL".to_string(), format!("sqlite://{}", dir.path().join("bench.db").display())),
-        ("TICKETD__DATA__DIR".to_string(), dir.path().display().to_string()),
+        (
+            "TICKETD__STORE__URL".to_string(),
+            format!("sqlite://{}", dir.path().join("bench.db").display()),
+        ),
+        (
+            "TICKETD__DATA__DIR".to_string(),
+            dir.path().display().to_string(),
+        ),
     ];
     let mut settings = Settings::load_with_env(None, &vars).expect("settings");
     settings.smtp = Some(ticketd::config::SmtpSettings {
@@ -117,7 +123,11 @@ fn bench(c: &mut Criterion) {
     group.sample_size(10);
     group.throughput(Throughput::Elements(MESSAGES as u64));
     group.bench_function("smtp_loopback_2000_messages", |b| {
-        b.iter_custom(|iterations| (0..iterations).map(|_| deliver_all(&runtime, &server)).sum())
+        b.iter_custom(|iterations| {
+            (0..iterations)
+                .map(|_| deliver_all(&runtime, &server))
+                .sum()
+        })
     });
     group.finish();
     println!(

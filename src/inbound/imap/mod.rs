@@ -215,35 +215,89 @@ impl ImapSource {
         if !uids.is_empty() {
             info!(pending = uids.len(), "messages to process");
         }
+        let batches: Vec<&[u32]> = uids
+            .chunks(self.daemon.fetch_batch.max(1) as usize)
+            .collect();
         let mut processed = 0;
-        for batch in uids.chunks(self.daemon.fetch_batch.max(1) as usize) {
-            let messages = fetch(session, batch).await?;
-            let outcome = self.ingest_batch(&messages).await;
+        let mut current = match batches.first() {
+            Some(first) => Some(fetch(session, first).await?),
+            None => None,
+        };
+        // The batch whose results are known but not yet acknowledged to the server.
+        let mut unsettled: Option<(&[u32], BatchOutcome)> = None;
+        let mut index = 0;
+        while let Some(messages) = current.take() {
+            let prefetch = batches
+                .get(index + 1)
+                .filter(|_| !self.shutdown.is_cancelled());
+            // The ingest worker takes this batch while the connection acknowledges the
+            // previous one and fetches the next: the server, the network and the store
+            // work at the same time instead of in turn. Batches are still acknowledged,
+            // and the cursor moved, in order and only after commit.
+            let (outcome, io) = tokio::join!(self.ingest_batch(&messages), async {
+                if let Some((batch, outcome)) = unsettled.take() {
+                    self.settle(session, batch, &outcome, &mut cursor, caps)
+                        .await?;
+                }
+                match prefetch {
+                    Some(next) => fetch(session, next).await.map(Some),
+                    None => Ok(None),
+                }
+            });
+            drop(messages);
             processed += outcome.committed.len();
-            if !outcome.committed.is_empty() {
-                acknowledge(
-                    session,
-                    &outcome.committed,
-                    &self.settings.processed_folder,
-                    caps,
-                )
-                .await?;
+            let batch = batches[index];
+            match io {
+                Ok(next) => current = next,
+                Err(e) => return Err(e),
             }
-            // The cursor only passes UIDs that are all acknowledged.
-            if let Some(last) = outcome.contiguous_through(batch) {
-                cursor.last_uid = last;
-                let mut conn = self.store.conn().await?;
-                mailboxes::save_cursor(&mut conn, &label, mailbox, cursor, now()).await?;
-            }
-            drain(session);
-            if let Some(e) = outcome.failure {
-                return Err(SourceError::Ingest(e));
-            }
-            if self.shutdown.is_cancelled() {
+            if outcome.failure.is_some() || current.is_none() || self.shutdown.is_cancelled() {
+                self.settle(session, batch, &outcome, &mut cursor, caps)
+                    .await?;
+                if let Some(e) = outcome.failure {
+                    return Err(SourceError::Ingest(e));
+                }
                 break;
             }
+            unsettled = Some((batch, outcome));
+            index += 1;
         }
         Ok(processed)
+    }
+
+    /// Acknowledges the committed messages of a batch, then moves the cursor over
+    /// the part of the batch that is committed without a gap.
+    async fn settle(
+        &self,
+        session: &mut ImapSession,
+        batch: &[u32],
+        outcome: &BatchOutcome,
+        cursor: &mut Cursor,
+        caps: Capabilities,
+    ) -> Result<(), SourceError> {
+        if !outcome.committed.is_empty() {
+            acknowledge(
+                session,
+                &outcome.committed,
+                &self.settings.processed_folder,
+                caps,
+            )
+            .await?;
+        }
+        if let Some(last) = outcome.contiguous_through(batch) {
+            cursor.last_uid = last;
+            let mut conn = self.store.conn().await?;
+            mailboxes::save_cursor(
+                &mut conn,
+                &self.settings.label(),
+                &self.settings.mailbox,
+                *cursor,
+                now(),
+            )
+            .await?;
+        }
+        drain(session);
+        Ok(())
     }
 
     /// Hands a batch to the ingest worker at once and collects the results in order.
