@@ -71,10 +71,14 @@ impl Installation {
         let config = dir.path().join("ticketd.toml");
         let text = format!(
             "maildir = []\n\n[store]\nurl = \"sqlite://{}\"\n\n[data]\ndir = \"{}\"\n\n\
-             [daemon]\nidle_timeout_secs = 300\nreconnect_max_secs = 1\n\n\
+             [daemon]\nidle_timeout_secs = 300\nreconnect_max_secs = 1\n{}\n\
              [[imap]]\nhost = \"{}\"\nport = {}\nsecurity = \"plain\"\nuser = \"{USER}\"\npassword = \"{PASSWORD}\"\n",
             db.display(),
             dir.path().join("data").display(),
+            // The shipped default unless DAEMON_BENCH_FETCH_BATCH says otherwise.
+            std::env::var("DAEMON_BENCH_FETCH_BATCH")
+                .map(|n| format!("fetch_batch = {n}\n"))
+                .unwrap_or_default(),
             dovecot.host(),
             dovecot.plain_port(),
         );
@@ -273,7 +277,16 @@ fn main() {
     let backlog = env_number("DAEMON_BENCH_MESSAGES", 10_000);
     let samples = env_number("DAEMON_BENCH_SAMPLES", 200);
 
-    let dovecot = dovecot::Dovecot::start(&[(USER, PASSWORD)]);
+    // Dovecot's mail on a tmpfs when there is one: creating and unlinking tens of thousands of
+    // Maildir files on a disk file system (ext4's inode allocation after many deletions in
+    // earlier runs) can cost more than everything else, and varies from run to run.
+    let shm = Path::new("/dev/shm");
+    let mail_parent = if shm.is_dir() {
+        shm.to_path_buf()
+    } else {
+        std::env::temp_dir()
+    };
+    let dovecot = dovecot::Dovecot::start_in(&mail_parent, &[(USER, PASSWORD)]);
     let installation = Installation::new(&dovecot);
     let mut counter = Counter::open(&installation.db);
     let mut daemon = installation.start_daemon();
@@ -358,7 +371,11 @@ fn main() {
     let mib = |kib: u64| kib as f64 / 1024.0;
     let verdict = |ok: bool| if ok { "ok" } else { "MISSED" };
     println!();
-    println!("ticketd run against Dovecot (IMAP on loopback, SQLite store, release build)");
+    println!(
+        "ticketd run against Dovecot (IMAP on loopback, mail under {}, SQLite store in {}, release build)",
+        mail_parent.display(),
+        std::env::temp_dir().display()
+    );
     println!(
         "(a) backlog: {backlog} messages ({:.1} MiB; new tickets and In-Reply-To replies)",
         bytes as f64 / (1024.0 * 1024.0)

@@ -187,7 +187,7 @@ impl ImapSource {
             let mut conn = self.store.conn().await?;
             mailboxes::cursor(&mut conn, &label, mailbox).await?
         };
-        let mut cursor = match saved {
+        let cursor = match saved {
             Some(c) if c.uidvalidity == uidvalidity => c,
             Some(c) => {
                 warn!(
@@ -205,11 +205,20 @@ impl ImapSource {
                 last_uid: 0,
             },
         };
+        let mut cursor = SavedCursor {
+            current: cursor,
+            // A cursor reset by a new UIDVALIDITY is written once anything is processed.
+            saved: saved.unwrap_or(cursor),
+            saved_at: Instant::now(),
+        };
         let mut uids: Vec<u32> = session
-            .uid_search(format!("UID {}:*", cursor.last_uid.saturating_add(1)))
+            .uid_search(format!(
+                "UID {}:*",
+                cursor.current.last_uid.saturating_add(1)
+            ))
             .await?
             .into_iter()
-            .filter(|uid| *uid > cursor.last_uid)
+            .filter(|uid| *uid > cursor.current.last_uid)
             .collect();
         uids.sort_unstable();
         if !uids.is_empty() {
@@ -236,7 +245,7 @@ impl ImapSource {
             // and the cursor moved, in order and only after commit.
             let (outcome, io) = tokio::join!(self.ingest_batch(&messages), async {
                 if let Some((batch, outcome)) = unsettled.take() {
-                    self.settle(session, batch, &outcome, &mut cursor, caps)
+                    self.settle(session, batch, &outcome, &mut cursor, caps, false)
                         .await?;
                 }
                 match prefetch {
@@ -252,7 +261,7 @@ impl ImapSource {
                 Err(e) => return Err(e),
             }
             if outcome.failure.is_some() || current.is_none() || self.shutdown.is_cancelled() {
-                self.settle(session, batch, &outcome, &mut cursor, caps)
+                self.settle(session, batch, &outcome, &mut cursor, caps, true)
                     .await?;
                 if let Some(e) = outcome.failure {
                     return Err(SourceError::Ingest(e));
@@ -266,14 +275,18 @@ impl ImapSource {
     }
 
     /// Acknowledges the committed messages of a batch, then moves the cursor over
-    /// the part of the batch that is committed without a gap.
+    /// the part of the batch that is committed without a gap. The cursor is written
+    /// at most once a second during a pass and always at its end (`last`): each write
+    /// takes the SQLite write lock the ingest worker needs, and a cursor that lags
+    /// only means a longer SEARCH (messages above it are moved away or recognized).
     async fn settle(
         &self,
         session: &mut ImapSession,
         batch: &[u32],
         outcome: &BatchOutcome,
-        cursor: &mut Cursor,
+        cursor: &mut SavedCursor,
         caps: Capabilities,
+        last: bool,
     ) -> Result<(), SourceError> {
         if !outcome.committed.is_empty() {
             acknowledge(
@@ -284,17 +297,23 @@ impl ImapSource {
             )
             .await?;
         }
-        if let Some(last) = outcome.contiguous_through(batch) {
-            cursor.last_uid = last;
+        if let Some(uid) = outcome.contiguous_through(batch) {
+            cursor.current.last_uid = uid;
+        }
+        if cursor.current != cursor.saved
+            && (last || cursor.saved_at.elapsed() >= CURSOR_SAVE_INTERVAL)
+        {
             let mut conn = self.store.conn().await?;
             mailboxes::save_cursor(
                 &mut conn,
                 &self.settings.label(),
                 &self.settings.mailbox,
-                *cursor,
+                cursor.current,
                 now(),
             )
             .await?;
+            cursor.saved = cursor.current;
+            cursor.saved_at = Instant::now();
         }
         drain(session);
         Ok(())
@@ -334,6 +353,16 @@ impl ImapSource {
         }
         outcome
     }
+}
+
+/// How often, at most, the cursor is written during a pass.
+const CURSOR_SAVE_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The cursor as processing moves it, and as last written to the store.
+struct SavedCursor {
+    current: Cursor,
+    saved: Cursor,
+    saved_at: Instant,
 }
 
 #[derive(Default)]

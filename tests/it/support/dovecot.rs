@@ -52,10 +52,16 @@ pub struct Dovecot {
 impl Dovecot {
     /// Starts Dovecot with these `(user, password)` accounts; returns once both ports greet.
     pub fn start(users: &[(&str, &str)]) -> Dovecot {
+        Dovecot::start_in(&std::env::temp_dir(), users)
+    }
+
+    /// Like [`Dovecot::start`], with its directory (mail included) under `parent`, e.g. a
+    /// tmpfs so that a benchmark measures IMAP and not the file system.
+    pub fn start_in(parent: &Path, users: &[(&str, &str)]) -> Dovecot {
         let binary = dovecot_binary();
         let dir = tempfile::Builder::new()
             .prefix("ticketd-dovecot-")
-            .tempdir()
+            .tempdir_in(parent)
             .expect("temp dir for Dovecot");
         let root = dir.path().to_path_buf();
         let (mail_uid, mail_gid) = mail_owner();
