@@ -34,7 +34,7 @@ fn env_number(name: &str, default: usize) -> usize {
 fn message(i: usize, tag: &str) -> Vec<u8> {
     let first = i - i % 3;
     let sender = format!("customer{}@org{}.example", first % 400, first % 40);
-    let (subject, threading) = if i % 3 == 0 {
+    let (subject, threading) = if i.is_multiple_of(3) {
         (format!("Printer problem {tag}{i}"), String::new())
     } else {
         (

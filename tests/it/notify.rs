@@ -62,7 +62,7 @@ impl Running {
     }
 }
 
-fn header<'a>(mail: &'a Received, name: &str) -> Option<String> {
+fn header(mail: &Received, name: &str) -> Option<String> {
     let text = mail.text();
     let head = text.split("\r\n\r\n").next().unwrap_or("");
     let mut value: Option<String> = None;
@@ -173,7 +173,7 @@ fn the_distribution_list_gets_the_notice_and_other_organizations_never_do() {
     ));
     running.env.ok(&["ticket", "set-status", "1", "solved"]);
     // Jane + Acme's list (ack, solved), Bob + Other's list (ack), the agent twice.
-    let received = smtp.wait_for(8, Duration::from_secs(20));
+    smtp.wait_for(8, Duration::from_secs(20));
     std::thread::sleep(Duration::from_millis(500));
     let received = smtp.messages();
     let about_jane: Vec<&Received> = received
@@ -341,7 +341,7 @@ fn automatic_mail_and_mailing_lists_get_no_automatic_answer() {
             .header("List-Id", "<users.lists.example>"),
     );
     running.receive(&Msg::new(JANE, "A real question", "q1@acme.example"));
-    let received = smtp.wait_for(2, Duration::from_secs(15));
+    smtp.wait_for(2, Duration::from_secs(15));
     std::thread::sleep(Duration::from_secs(1));
     let received = smtp.messages();
     assert!(
