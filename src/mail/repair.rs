@@ -9,6 +9,8 @@ use std::borrow::Cow;
 
 /// Returns the message as the MIME parser should see it; borrowed when nothing needed mending.
 pub fn repair(raw: &[u8]) -> Cow<'_, [u8]> {
+    // Some Windows tools save messages with a UTF-8 byte-order mark in front.
+    let raw = raw.strip_prefix(b"\xef\xbb\xbf").unwrap_or(raw);
     let (start, headerless) = locate_headers(raw);
     let body = &raw[start..];
     if headerless {

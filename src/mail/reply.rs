@@ -301,14 +301,23 @@ fn attribution_at(lines: &[&str], i: usize) -> Option<usize> {
             return Some(*end);
         }
     }
-    if ATTRIBUTION_OPENING.is_match(line) {
+    // A sentence of the sender's ("On floor 3 it works again.") opens no attribution,
+    // nor does a line whose "attribution" below is one of its own.
+    if ATTRIBUTION_OPENING.is_match(line) && !line.ends_with(['.', '!', '?']) {
         return join(lines, i, 5)
             .into_iter()
             .skip(1)
             .find(|(text, _)| ATTRIBUTION.is_match(text))
+            .filter(|(_, end)| !opens_attribution_alone(lines[*end]))
             .map(|(_, end)| end);
     }
     None
+}
+
+/// A line that is a whole attribution by itself ("Le … a écrit :").
+fn opens_attribution_alone(line: &str) -> bool {
+    let line = line.trim().trim_matches(|c| c == '-' || c == ' ');
+    ATTRIBUTION_OPENING.is_match(line) && ATTRIBUTION.is_match(line)
 }
 
 /// Lines `i..=i+k` joined with spaces, for k in 0..=extra.

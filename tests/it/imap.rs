@@ -8,17 +8,22 @@ use crate::support::{Backend, Env, Msg, wait_until};
 const USER: &str = "support";
 const PASSWORD: &str = "s3cret-imap";
 
+/// An installation with `extra` as its configuration and no Maildir source, so only the IMAP
+/// source runs (`Env::with_config` puts `extra` first, so `maildir = []` stays top-level).
+fn imap_only(extra: &str) -> Env {
+    let env = Env::with_config(Backend::Sqlite, &format!("maildir = []\n\n{extra}"));
+    env.ok(&["migrate"]);
+    env
+}
+
 /// An installation reading the Dovecot user's INBOX (plain IMAP on loopback), no Maildir source.
 fn env_for(dovecot: &Dovecot, imap_extra: &str) -> Env {
-    Env::with_config(
-        Backend::Sqlite,
-        &format!(
-            "maildir = []\n\n[daemon]\nidle_timeout_secs = 60\npoll_interval_secs = 1\nreconnect_max_secs = 1\nauth_failure_backoff_secs = 1\nconnect_timeout_secs = 5\n\n\
+    imap_only(&format!(
+        "[daemon]\nidle_timeout_secs = 60\npoll_interval_secs = 1\nreconnect_max_secs = 1\nauth_failure_backoff_secs = 1\nconnect_timeout_secs = 5\n\n\
              [[imap]]\nhost = \"{}\"\nport = {}\nsecurity = \"plain\"\nuser = \"{USER}\"\npassword = \"{PASSWORD}\"\n{imap_extra}\n",
-            dovecot.host(),
-            dovecot.plain_port()
-        ),
-    )
+        dovecot.host(),
+        dovecot.plain_port()
+    ))
 }
 
 fn message(n: usize) -> Vec<u8> {
@@ -115,7 +120,7 @@ fn killed_mid_batch_and_restarted_every_message_is_a_ticket_exactly_once() {
 
 #[test]
 fn the_daemon_reconnects_after_dovecot_restarts() {
-    let dovecot = Dovecot::start(&[(USER, PASSWORD)]);
+    let mut dovecot = Dovecot::start(&[(USER, PASSWORD)]);
     let env = env_for(&dovecot, "");
     let daemon = env.start_daemon();
     dovecot.append(USER, "INBOX", &[message(1)]);
@@ -173,14 +178,11 @@ fn a_uidvalidity_change_rescans_the_mailbox_without_doubling_anything() {
 #[test]
 fn a_wrong_password_is_a_clear_error_and_the_daemon_keeps_trying() {
     let dovecot = Dovecot::start(&[(USER, PASSWORD)]);
-    let env = Env::with_config(
-        Backend::Sqlite,
-        &format!(
-            "maildir = []\n\n[daemon]\nauth_failure_backoff_secs = 1\n\n[[imap]]\nhost = \"{}\"\nport = {}\nsecurity = \"plain\"\nuser = \"{USER}\"\npassword = \"wrong\"\n",
-            dovecot.host(),
-            dovecot.plain_port()
-        ),
-    );
+    let env = imap_only(&format!(
+        "[daemon]\nauth_failure_backoff_secs = 1\n\n[[imap]]\nhost = \"{}\"\nport = {}\nsecurity = \"plain\"\nuser = \"{USER}\"\npassword = \"wrong\"\n",
+        dovecot.host(),
+        dovecot.plain_port()
+    ));
     let mut daemon = env.start_daemon();
     wait_until(Duration::from_secs(10), "two authentication errors", || {
         daemon
@@ -202,15 +204,12 @@ fn a_wrong_password_is_a_clear_error_and_the_daemon_keeps_trying() {
 #[test]
 fn tls_with_a_configured_ca_is_verified_and_works() {
     let dovecot = Dovecot::start(&[(USER, PASSWORD)]);
-    let env = Env::with_config(
-        Backend::Sqlite,
-        &format!(
-            "maildir = []\n\n[[imap]]\nhost = \"{}\"\nport = {}\nsecurity = \"tls\"\nca_file = \"{}\"\nuser = \"{USER}\"\npassword = \"{PASSWORD}\"\n",
-            dovecot.tls_host(),
-            dovecot.tls_port(),
-            dovecot.ca_pem_path().display()
-        ),
-    );
+    let env = imap_only(&format!(
+        "[[imap]]\nhost = \"{}\"\nport = {}\nsecurity = \"tls\"\nca_file = \"{}\"\nuser = \"{USER}\"\npassword = \"{PASSWORD}\"\n",
+        dovecot.tls_host(),
+        dovecot.tls_port(),
+        dovecot.ca_pem_path().display()
+    ));
     let _daemon = env.start_daemon();
     dovecot.append(USER, "INBOX", &[message(1)]);
     wait_until(Duration::from_secs(10), "the ticket over TLS", || {
@@ -221,14 +220,11 @@ fn tls_with_a_configured_ca_is_verified_and_works() {
 #[test]
 fn tls_without_trusting_the_ca_is_refused() {
     let dovecot = Dovecot::start(&[(USER, PASSWORD)]);
-    let env = Env::with_config(
-        Backend::Sqlite,
-        &format!(
-            "maildir = []\n\n[daemon]\nreconnect_max_secs = 1\n\n[[imap]]\nhost = \"{}\"\nport = {}\nsecurity = \"tls\"\nuser = \"{USER}\"\npassword = \"{PASSWORD}\"\n",
-            dovecot.tls_host(),
-            dovecot.tls_port(),
-        ),
-    );
+    let env = imap_only(&format!(
+        "[daemon]\nreconnect_max_secs = 1\n\n[[imap]]\nhost = \"{}\"\nport = {}\nsecurity = \"tls\"\nuser = \"{USER}\"\npassword = \"{PASSWORD}\"\n",
+        dovecot.tls_host(),
+        dovecot.tls_port(),
+    ));
     let daemon = env.start_daemon();
     dovecot.append(USER, "INBOX", &[message(1)]);
     wait_until(Duration::from_secs(10), "a TLS error", || {
@@ -240,15 +236,12 @@ fn tls_without_trusting_the_ca_is_refused() {
 #[test]
 fn starttls_upgrades_the_plain_port() {
     let dovecot = Dovecot::start(&[(USER, PASSWORD)]);
-    let env = Env::with_config(
-        Backend::Sqlite,
-        &format!(
-            "maildir = []\n\n[[imap]]\nhost = \"{}\"\nport = {}\nsecurity = \"starttls\"\nca_file = \"{}\"\nuser = \"{USER}\"\npassword = \"{PASSWORD}\"\nauth = \"plain\"\n",
-            dovecot.tls_host(),
-            dovecot.plain_port(),
-            dovecot.ca_pem_path().display()
-        ),
-    );
+    let env = imap_only(&format!(
+        "[[imap]]\nhost = \"{}\"\nport = {}\nsecurity = \"starttls\"\nca_file = \"{}\"\nuser = \"{USER}\"\npassword = \"{PASSWORD}\"\nauth = \"plain\"\n",
+        dovecot.tls_host(),
+        dovecot.plain_port(),
+        dovecot.ca_pem_path().display()
+    ));
     let _daemon = env.start_daemon();
     dovecot.append(USER, "INBOX", &[message(1)]);
     wait_until(Duration::from_secs(10), "the ticket over STARTTLS", || {

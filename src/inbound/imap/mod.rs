@@ -112,15 +112,17 @@ impl ImapSource {
         loop {
             let mailbox = session.select(&self.settings.mailbox).await?;
             let uidvalidity = mailbox.uid_validity.unwrap_or(0);
-            let announced = self
+            let processed = self
                 .process_pending(&mut session, uidvalidity, caps)
-                .await?
-                | drain(&session);
+                .await?;
             if self.shutdown.is_cancelled() {
                 break;
             }
-            if announced {
-                debug!("new mail arrived while processing");
+            // Mail that came while we worked was announced (EXISTS) in the replies to our
+            // commands, and IDLE would not announce it again: look again before idling
+            // (the announcement itself may have been dropped from the full channel).
+            let announced = new_mail_announced(|| session.unsolicited_responses.try_recv().ok());
+            if processed > 0 || announced {
                 continue;
             }
             if caps.idle {
@@ -142,9 +144,15 @@ impl ImapSource {
     /// Waits in IDLE for new mail, the renewal timeout or shutdown. Returns the
     /// session to go on with, or `None` after logging out for shutdown.
     async fn idle(&self, session: ImapSession) -> Result<Option<ImapSession>, SourceError> {
+        let unsolicited = session.unsolicited_responses.clone();
         let mut handle = session.idle();
         handle.init().await?;
-        let stopping = {
+        // An EXISTS sent before the server's `+ idling` went to the unsolicited channel.
+        let announced = new_mail_announced(|| unsolicited.try_recv().ok());
+        let stopping = if announced {
+            debug!("new mail announced");
+            false
+        } else {
             // Dropping `_stop` would end IDLE at once, so it lives as long as the wait.
             let (wait, _stop) =
                 handle.wait_with_timeout(Duration::from_secs(self.daemon.idle_timeout_secs));
@@ -167,21 +175,19 @@ impl ImapSource {
     }
 
     /// Everything in the mailbox above the cursor, in batches, oldest first.
-    /// Returns whether the server announced new mail meanwhile.
     async fn process_pending(
         &self,
         session: &mut ImapSession,
         uidvalidity: u32,
         caps: Capabilities,
-    ) -> Result<bool, SourceError> {
-        let mut announced = false;
+    ) -> Result<usize, SourceError> {
         let label = self.settings.label();
         let mailbox = &self.settings.mailbox;
         let saved = {
             let mut conn = self.store.conn().await?;
             mailboxes::cursor(&mut conn, &label, mailbox).await?
         };
-        let mut cursor = match saved {
+        let cursor = match saved {
             Some(c) if c.uidvalidity == uidvalidity => c,
             Some(c) => {
                 warn!(
@@ -199,43 +205,118 @@ impl ImapSource {
                 last_uid: 0,
             },
         };
+        let mut cursor = SavedCursor {
+            current: cursor,
+            // A cursor reset by a new UIDVALIDITY is written once anything is processed.
+            saved: saved.unwrap_or(cursor),
+            saved_at: Instant::now(),
+        };
         let mut uids: Vec<u32> = session
-            .uid_search(format!("UID {}:*", cursor.last_uid.saturating_add(1)))
+            .uid_search(format!(
+                "UID {}:*",
+                cursor.current.last_uid.saturating_add(1)
+            ))
             .await?
             .into_iter()
-            .filter(|uid| *uid > cursor.last_uid)
+            .filter(|uid| *uid > cursor.current.last_uid)
             .collect();
         uids.sort_unstable();
         if !uids.is_empty() {
             info!(pending = uids.len(), "messages to process");
         }
-        for batch in uids.chunks(self.daemon.fetch_batch.max(1) as usize) {
-            let messages = fetch(session, batch).await?;
-            let outcome = self.ingest_batch(&messages).await;
-            if !outcome.committed.is_empty() {
-                acknowledge(
-                    session,
-                    &outcome.committed,
-                    &self.settings.processed_folder,
-                    caps,
-                )
-                .await?;
+        let batches: Vec<&[u32]> = uids
+            .chunks(self.daemon.fetch_batch.max(1) as usize)
+            .collect();
+        let mut processed = 0;
+        let mut current = match batches.first() {
+            Some(first) => Some(fetch(session, first).await?),
+            None => None,
+        };
+        // The batch whose results are known but not yet acknowledged to the server.
+        let mut unsettled: Option<(&[u32], BatchOutcome)> = None;
+        let mut index = 0;
+        while let Some(messages) = current.take() {
+            let prefetch = batches
+                .get(index + 1)
+                .filter(|_| !self.shutdown.is_cancelled());
+            // The ingest worker takes this batch while the connection acknowledges the
+            // previous one and fetches the next: the server, the network and the store
+            // work at the same time instead of in turn. Batches are still acknowledged,
+            // and the cursor moved, in order and only after commit.
+            let (outcome, io) = tokio::join!(self.ingest_batch(&messages), async {
+                if let Some((batch, outcome)) = unsettled.take() {
+                    self.settle(session, batch, &outcome, &mut cursor, caps, false)
+                        .await?;
+                }
+                match prefetch {
+                    Some(next) => fetch(session, next).await.map(Some),
+                    None => Ok(None),
+                }
+            });
+            drop(messages);
+            processed += outcome.committed.len();
+            let batch = batches[index];
+            match io {
+                Ok(next) => current = next,
+                Err(e) => return Err(e),
             }
-            // The cursor only passes UIDs that are all acknowledged.
-            if let Some(last) = outcome.contiguous_through(batch) {
-                cursor.last_uid = last;
-                let mut conn = self.store.conn().await?;
-                mailboxes::save_cursor(&mut conn, &label, mailbox, cursor, now()).await?;
-            }
-            announced |= drain(session);
-            if let Some(e) = outcome.failure {
-                return Err(SourceError::Ingest(e));
-            }
-            if self.shutdown.is_cancelled() {
+            if outcome.failure.is_some() || current.is_none() || self.shutdown.is_cancelled() {
+                self.settle(session, batch, &outcome, &mut cursor, caps, true)
+                    .await?;
+                if let Some(e) = outcome.failure {
+                    return Err(SourceError::Ingest(e));
+                }
                 break;
             }
+            unsettled = Some((batch, outcome));
+            index += 1;
         }
-        Ok(announced)
+        Ok(processed)
+    }
+
+    /// Acknowledges the committed messages of a batch, then moves the cursor over
+    /// the part of the batch that is committed without a gap. The cursor is written
+    /// at most once a second during a pass and always at its end (`last`): each write
+    /// takes the SQLite write lock the ingest worker needs, and a cursor that lags
+    /// only means a longer SEARCH (messages above it are moved away or recognized).
+    async fn settle(
+        &self,
+        session: &mut ImapSession,
+        batch: &[u32],
+        outcome: &BatchOutcome,
+        cursor: &mut SavedCursor,
+        caps: Capabilities,
+        last: bool,
+    ) -> Result<(), SourceError> {
+        if !outcome.committed.is_empty() {
+            acknowledge(
+                session,
+                &outcome.committed,
+                &self.settings.processed_folder,
+                caps,
+            )
+            .await?;
+        }
+        if let Some(uid) = outcome.contiguous_through(batch) {
+            cursor.current.last_uid = uid;
+        }
+        if cursor.current != cursor.saved
+            && (last || cursor.saved_at.elapsed() >= CURSOR_SAVE_INTERVAL)
+        {
+            let mut conn = self.store.conn().await?;
+            mailboxes::save_cursor(
+                &mut conn,
+                &self.settings.label(),
+                &self.settings.mailbox,
+                cursor.current,
+                now(),
+            )
+            .await?;
+            cursor.saved = cursor.current;
+            cursor.saved_at = Instant::now();
+        }
+        drain(session);
+        Ok(())
     }
 
     /// Hands a batch to the ingest worker at once and collects the results in order.
@@ -272,6 +353,16 @@ impl ImapSource {
         }
         outcome
     }
+}
+
+/// How often, at most, the cursor is written during a pass.
+const CURSOR_SAVE_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The cursor as processing moves it, and as last written to the store.
+struct SavedCursor {
+    current: Cursor,
+    saved: Cursor,
+    saved_at: Instant,
 }
 
 #[derive(Default)]
@@ -357,16 +448,20 @@ async fn ensure_folder(session: &mut ImapSession, folder: &str) -> Result<(), So
 
 /// Empties the channel of unsolicited responses (EXPUNGE after MOVE, EXISTS…):
 /// it holds 100 and we act on the mailbox state ourselves.
-/// Empties the queue of unsolicited responses; returns whether one announced
-/// new mail (which then arrived after the fetch and must not wait for IDLE).
-fn drain(session: &ImapSession) -> bool {
+fn drain(session: &ImapSession) {
+    while session.unsolicited_responses.try_recv().is_ok() {}
+}
+
+type Unsolicited = async_imap::types::UnsolicitedResponse;
+
+/// Empties the channel of unsolicited responses; whether any announced new mail
+/// (EXISTS or RECENT), which the server reports only once.
+fn new_mail_announced(mut next: impl FnMut() -> Option<Unsolicited>) -> bool {
     let mut announced = false;
-    while let Ok(response) = session.unsolicited_responses.try_recv() {
-        announced |= matches!(
-            response,
-            async_imap::types::UnsolicitedResponse::Exists(_)
-                | async_imap::types::UnsolicitedResponse::Recent(_)
-        );
+    while let Some(response) = next() {
+        if matches!(response, Unsolicited::Exists(_) | Unsolicited::Recent(_)) {
+            announced = true;
+        }
     }
     announced
 }
