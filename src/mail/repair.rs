@@ -259,7 +259,7 @@ fn has_mislabelled_japanese(line: &[u8]) -> bool {
         return false;
     };
     text.len() < 4096
-        && text.to_ascii_lowercase().contains("=?iso-2022-jp?b?")
+        && text.contains("=?")
         && ISO_2022_JP_WORD
             .captures_iter(text)
             .any(|word| base64_has_8bit(&word[2]))

@@ -10,6 +10,11 @@
 //! The file is self-contained (it uses no other test module) so benches can include it with
 //! `#[path = "../tests/it/support/dovecot.rs"] mod dovecot;`.
 
+// Each peer includes it itself: benches include the peers one by one with `#[path]`.
+#[allow(clippy::duplicate_mod)]
+#[path = "test_ca.rs"]
+mod test_ca;
+
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -610,43 +615,12 @@ service stats {{
 /// Makes a test CA (written to `ca_path`) and a server certificate for `localhost` and
 /// `127.0.0.1` signed by it; returns the paths of the server certificate and key.
 fn tls_material(dir: &Path, ca_path: &Path) -> (PathBuf, PathBuf) {
-    use rcgen::{
-        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
-        KeyPair, KeyUsagePurpose,
-    };
-
-    let ca_key = KeyPair::generate().expect("generate the test CA key");
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("test CA parameters");
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(DnType::CommonName, "ticketd Dovecot test CA");
-    ca_params.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::CrlSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
-    let ca_cert = ca_params
-        .self_signed(&ca_key)
-        .expect("self-sign the test CA");
-    let issuer = Issuer::new(ca_params, ca_key);
-
-    let server_key = KeyPair::generate().expect("generate the test server key");
-    let mut params = CertificateParams::new(vec![TLS_HOST.to_string(), HOST.to_string()])
-        .expect("test server certificate parameters");
-    params.distinguished_name.push(DnType::CommonName, TLS_HOST);
-    params.use_authority_key_identifier_extension = true;
-    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-    let server_cert = params
-        .signed_by(&server_key, &issuer)
-        .expect("sign the test server certificate");
-
-    std::fs::write(ca_path, ca_cert.pem()).expect("write the test CA");
+    let certificates = test_ca::make("ticketd Dovecot test CA");
+    std::fs::write(ca_path, &certificates.ca_pem).expect("write the test CA");
     let cert = dir.join("server.pem");
     let key = dir.join("server.key");
-    std::fs::write(&cert, server_cert.pem()).expect("write the server certificate");
-    std::fs::write(&key, server_key.serialize_pem()).expect("write the server key");
+    std::fs::write(&cert, &certificates.server_pem).expect("write the server certificate");
+    std::fs::write(&key, &certificates.server_key_pem).expect("write the server key");
     set_mode(ca_path, 0o644);
     set_mode(&cert, 0o644);
     // Dovecot's master (which reads `<file` settings) runs as us.

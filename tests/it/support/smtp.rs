@@ -7,6 +7,11 @@
 //! and [`SmtpServer::set_reply_for`] answer `RCPT TO`; [`SmtpServer::set_data_reply`] answers the
 //! end of `DATA` (the final `.`). A message is stored only once that final `.` got a 250.
 
+// Each peer includes it itself: benches include the peers one by one with `#[path]`.
+#[allow(clippy::duplicate_mod)]
+#[path = "test_ca.rs"]
+mod test_ca;
+
 use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::net::{Ipv4Addr, TcpListener as StdTcpListener};
@@ -459,43 +464,9 @@ impl Drop for SmtpServer {
     }
 }
 
-/// Makes a test CA and a server certificate for `localhost` and `127.0.0.1` signed by it
-/// (rustls refuses a CA certificate as a server certificate).
+/// The test CA and server certificate, and an acceptor serving that certificate.
 fn tls_material() -> (TlsFiles, TlsAcceptor) {
-    use rcgen::{
-        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
-        KeyPair, KeyUsagePurpose,
-    };
-
-    let ca_key = KeyPair::generate().expect("generate the test CA key");
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("test CA parameters");
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(DnType::CommonName, "ticketd test CA");
-    ca_params.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::CrlSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
-    let ca_cert = ca_params
-        .self_signed(&ca_key)
-        .expect("self-sign the test CA");
-    let issuer = Issuer::new(ca_params, ca_key);
-
-    let server_key = KeyPair::generate().expect("generate the test server key");
-    let mut params = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
-        .expect("test server certificate parameters");
-    params
-        .distinguished_name
-        .push(DnType::CommonName, "localhost");
-    params.use_authority_key_identifier_extension = true;
-    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-    let server_cert = params
-        .signed_by(&server_key, &issuer)
-        .expect("sign the test server certificate");
-
+    let certificates = test_ca::make("ticketd test CA");
     let config = rustls::ServerConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
@@ -503,14 +474,14 @@ fn tls_material() -> (TlsFiles, TlsAcceptor) {
     .expect("TLS versions for the SMTP test server")
     .with_no_client_auth()
     .with_single_cert(
-        vec![CertificateDer::from(server_cert.der().to_vec())],
-        PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(server_key.serialize_der())),
+        vec![CertificateDer::from(certificates.server_der)],
+        PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(certificates.server_key_der)),
     )
     .expect("TLS configuration for the SMTP test server");
 
     let dir = tempfile::tempdir().expect("temp dir for the SMTP test CA");
     let ca_path = dir.path().join("smtp-test-ca.pem");
-    let ca_pem = ca_cert.pem();
+    let ca_pem = certificates.ca_pem;
     std::fs::write(&ca_path, &ca_pem).expect("write the SMTP test CA certificate");
     (
         TlsFiles {
