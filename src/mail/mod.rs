@@ -3,6 +3,7 @@
 pub mod address;
 pub mod classify;
 pub mod html;
+pub mod params;
 pub mod parse;
 pub mod repair;
 pub mod reply;

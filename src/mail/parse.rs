@@ -1,10 +1,15 @@
 //! Raw bytes → [`InboundMail`]: the fields of a message the pipeline works with.
 
-use mail_parser::{Addr, Address, HeaderValue, Message, MessageParser, MimeHeaders, PartType};
+use mail_parser::{
+    Addr, Address, Encoding, HeaderName, HeaderValue, Message, MessageParser, MessagePart,
+    MimeHeaders, PartType,
+};
+use std::borrow::Cow;
+
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use super::{address, html, repair, reply};
+use super::{address, html, params, repair, reply};
 
 /// One mailbox of an address header, normalized.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -295,6 +300,7 @@ fn signals(message: &Message<'_>) -> Signals {
 }
 
 /// Text parts joined; HTML parts (used when a message has no text) rendered to text.
+/// An empty text alternative does not hide the HTML one beside it.
 fn text_body(message: &Message<'_>) -> String {
     let mut parts: Vec<String> = Vec::new();
     for id in &message.text_body {
@@ -302,12 +308,17 @@ fn text_body(message: &Message<'_>) -> String {
             continue;
         };
         match &part.body {
-            PartType::Text(t) => parts.push(t.replace("\r\n", "\n")),
-            PartType::Html(h) => parts.push(html::to_text(h)),
+            PartType::Text(_) => parts.push(part_text(message, part).replace("\r\n", "\n")),
+            PartType::Html(_) => parts.push(html::to_text(&part_text(message, part))),
             _ => {}
         }
     }
-    let joined = parts.join("\n\n");
+    let mut joined = parts.join("\n\n");
+    if joined.trim().is_empty()
+        && let Some(html) = html_body(message)
+    {
+        joined = html::to_text(&html);
+    }
     joined.trim_start_matches('\u{feff}').to_string()
 }
 
@@ -315,12 +326,62 @@ fn html_body(message: &Message<'_>) -> Option<String> {
     let mut out = String::new();
     for id in &message.html_body {
         if let Some(part) = message.part(*id)
-            && let PartType::Html(h) = &part.body
+            && let PartType::Html(_) = &part.body
         {
-            out.push_str(h);
+            out.push_str(&part_text(message, part));
         }
     }
     (!out.trim().is_empty()).then_some(out)
+}
+
+/// The decoded text of a text or HTML part. Where the declared charset is
+/// missing, unknown or UTF-8 but the bytes are not UTF-8, the MIME parser has
+/// put U+FFFD in place of every 8-bit byte; the charset is then guessed from
+/// the bytes themselves.
+fn part_text<'a>(message: &'a Message<'_>, part: &'a MessagePart<'_>) -> Cow<'a, str> {
+    let Some(text) = part.text_contents() else {
+        return Cow::Borrowed("");
+    };
+    if !text.contains('\u{fffd}') || !charset_may_be_wrong(part) {
+        return Cow::Borrowed(text);
+    }
+    let Some(bytes) = raw_body(message, part) else {
+        return Cow::Borrowed(text);
+    };
+    if std::str::from_utf8(&bytes).is_ok() {
+        return Cow::Borrowed(text);
+    }
+    let mut detector = chardetng::EncodingDetector::new();
+    detector.feed(&bytes, true);
+    let encoding = detector.guess(None, true);
+    Cow::Owned(encoding.decode_without_bom_handling(&bytes).0.into_owned())
+}
+
+/// No charset, one the MIME parser does not know, or UTF-8 (often claimed for Latin-1 bytes).
+fn charset_may_be_wrong(part: &MessagePart<'_>) -> bool {
+    match part.content_type().and_then(|ct| ct.attribute("charset")) {
+        None => true,
+        Some(label) => {
+            let label = label.trim();
+            label.eq_ignore_ascii_case("utf-8")
+                || label.eq_ignore_ascii_case("utf8")
+                || mail_parser::decoders::charsets::map::charset_decoder(label.as_bytes()).is_none()
+        }
+    }
+}
+
+/// A part's body with its transfer encoding undone, before any charset decoding.
+fn raw_body(message: &Message<'_>, part: &MessagePart<'_>) -> Option<Vec<u8>> {
+    let body = message
+        .raw_message
+        .get(part.raw_body_offset() as usize..part.raw_end_offset() as usize)?;
+    match part.encoding {
+        Encoding::None => Some(body.to_vec()),
+        Encoding::QuotedPrintable => {
+            mail_parser::decoders::quoted_printable::quoted_printable_decode(body)
+        }
+        Encoding::Base64 => mail_parser::decoders::base64::base64_decode(body),
+    }
 }
 
 fn attachments(message: &Message<'_>) -> Vec<Attachment> {
@@ -342,8 +403,9 @@ fn attachments(message: &Message<'_>) -> Vec<Attachment> {
                 })
                 .to_ascii_lowercase();
             let (content, nested_subject) = match &part.body {
+                // The nested message's own bytes, not the buffer it was parsed from.
                 PartType::Message(nested) => (
-                    nested.raw_message.to_vec(),
+                    nested.raw_message().to_vec(),
                     nested.subject().map(str::to_string),
                 ),
                 _ => (part.contents().to_vec(), None),
@@ -356,8 +418,9 @@ fn attachments(message: &Message<'_>) -> Vec<Attachment> {
                 .and_then(|h| h.value().as_text())
                 .map(str::trim)
                 .filter(|d| !d.is_empty());
-            let name = part
-                .attachment_name()
+            let name = extended_filename(message, part)
+                .or_else(|| part.attachment_name().map(str::to_string))
+                .as_deref()
                 .map(str::trim)
                 .filter(|n| !n.is_empty())
                 .map(|n| decode_stray_iso2022jp(n).into_owned())
@@ -382,6 +445,30 @@ fn attachments(message: &Message<'_>) -> Vec<Attachment> {
             }
         })
         .collect()
+}
+
+/// The RFC 2231 file name of a part (`filename*` of Content-Disposition, else
+/// `name*` of Content-Type when the disposition names no file): it wins over the
+/// plain ASCII fallback that mailers put beside it.
+fn extended_filename(message: &Message<'_>, part: &MessagePart<'_>) -> Option<String> {
+    let raw = |name: HeaderName<'_>| {
+        part.headers.iter().find(|h| h.name == name).and_then(|h| {
+            message
+                .raw_message
+                .get(h.offset_start as usize..h.offset_end as usize)
+        })
+    };
+    let disposition = raw(HeaderName::ContentDisposition);
+    if let Some(name) = disposition.and_then(|d| params::extended_param(d, "filename")) {
+        return Some(name);
+    }
+    let names_a_file = part
+        .content_disposition()
+        .is_some_and(|cd| cd.attribute("filename").is_some());
+    if names_a_file {
+        return None;
+    }
+    raw(HeaderName::ContentType).and_then(|ct| params::extended_param(ct, "name"))
 }
 
 /// Decodes ISO-2022-JP escape sequences left in a header value (e.g. by RFC 2231
