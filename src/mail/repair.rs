@@ -1,11 +1,14 @@
 //! Repairs broken mail before MIME parsing: junk before the headers, nested
-//! multiparts that are never closed, and raw 8-bit header bytes in a legacy charset.
+//! multiparts that are never closed, raw 8-bit header bytes in a legacy charset,
+//! and characters split between two encoded words.
 //!
 //! Real mail is often not what RFC 5322/2046 say. A lenient parser copes with
-//! most of it; these three defects make it lose the structure or the text, so
+//! most of it; these defects make it lose the structure or the text, so
 //! they are mended here on a copy (the stored raw message is never changed).
 
 use std::borrow::Cow;
+
+use base64::Engine as _;
 
 /// Returns the message as the MIME parser should see it; borrowed when nothing needed mending.
 pub fn repair(raw: &[u8]) -> Cow<'_, [u8]> {
@@ -93,6 +96,37 @@ enum Edit {
     Transcode { at: usize },
     /// Line `at` has encoded words labelled ISO-2022-JP that hold Shift_JIS bytes.
     Relabel { at: usize },
+    /// The header field on lines `at..at + lines` is written anew as `field`.
+    Replace {
+        at: usize,
+        lines: usize,
+        field: Vec<u8>,
+    },
+}
+
+/// The header field being read: its first line, how many lines, and its unfolded text.
+struct Field {
+    at: usize,
+    lines: usize,
+    text: Vec<u8>,
+    edited: bool,
+}
+
+impl Field {
+    /// An edit that joins split encoded words, when the field needs one.
+    fn finish(self) -> Option<Edit> {
+        if self.edited || !self.text.is_ascii() {
+            return None;
+        }
+        let text = std::str::from_utf8(&self.text).ok()?;
+        let mut field = join_split_encoded_words(text)?.into_bytes();
+        field.extend_from_slice(b"\r\n");
+        Some(Edit::Replace {
+            at: self.at,
+            lines: self.lines,
+            field,
+        })
+    }
 }
 
 /// Scans the structure once; rebuilds the message only when an edit is needed.
@@ -103,9 +137,25 @@ fn rewrite(data: &[u8]) -> Option<Vec<u8>> {
     let mut header_block: Vec<u8> = Vec::new();
     let mut top_level_charset: Option<String> = None;
     let mut first_block = true;
+    let mut field: Option<Field> = None;
 
     for (index, line) in lines(data).enumerate() {
         if in_header {
+            let continues = line.text.first().is_some_and(|b| *b == b' ' || *b == b'\t');
+            if continues && let Some(open_field) = field.as_mut() {
+                open_field.lines += 1;
+                open_field.text.extend_from_slice(line.text);
+            } else {
+                edits.extend(field.take().and_then(Field::finish));
+                if !line.text.is_empty() {
+                    field = Some(Field {
+                        at: index,
+                        lines: 1,
+                        text: line.text.to_vec(),
+                        edited: false,
+                    });
+                }
+            }
             if line.text.is_empty() {
                 let declared = header_param(&header_block, b"content-type", b"boundary");
                 if first_block {
@@ -124,8 +174,10 @@ fn rewrite(data: &[u8]) -> Option<Vec<u8>> {
             }
             if !line.text.is_ascii() && std::str::from_utf8(line.text).is_err() {
                 edits.push(Edit::Transcode { at: index });
+                field.iter_mut().for_each(|f| f.edited = true);
             } else if has_mislabelled_japanese(line.text) {
                 edits.push(Edit::Relabel { at: index });
+                field.iter_mut().for_each(|f| f.edited = true);
             }
             header_block.extend_from_slice(line.whole);
             continue;
@@ -174,6 +226,7 @@ fn apply_edits(data: &[u8], edits: &[Edit], charset_hint: Option<&str>) -> Vec<u
     let encoding = legacy_header_encoding(data, edits, charset_hint);
     let mut out = Vec::with_capacity(data.len() + 256);
     let mut edits = edits.iter().peekable();
+    let mut replaced_until = 0;
     for (index, line) in lines(data).enumerate() {
         let mut transcode = false;
         let mut relabel = false;
@@ -188,9 +241,16 @@ fn apply_edits(data: &[u8], edits: &[Edit], charset_hint: Option<&str>) -> Vec<u
                 }
                 Edit::Transcode { at } if *at == index => transcode = true,
                 Edit::Relabel { at } if *at == index => relabel = true,
+                Edit::Replace { at, lines, field } if *at == index => {
+                    out.extend_from_slice(field);
+                    replaced_until = at + lines;
+                }
                 _ => break,
             }
             edits.next();
+        }
+        if index < replaced_until {
+            continue;
         }
         if transcode {
             let (decoded, _) = encoding.decode_without_bom_handling(line.whole);
@@ -222,7 +282,7 @@ fn legacy_header_encoding(
     let mut sample = Vec::new();
     let mut wanted = edits.iter().filter_map(|e| match e {
         Edit::Transcode { at } => Some(*at),
-        Edit::CloseBefore { .. } | Edit::Relabel { .. } => None,
+        Edit::CloseBefore { .. } | Edit::Relabel { .. } | Edit::Replace { .. } => None,
     });
     let mut next = wanted.next();
     for (index, line) in lines(data).enumerate() {
@@ -247,6 +307,104 @@ fn legacy_header_encoding(
     detector.guess(None, true)
 }
 
+/// An RFC 2047 encoded word: charset, encoding (B or Q), payload.
+static ENCODED_WORD: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+    regex::Regex::new(r"=\?([^?\s]+)\?([bBqQ])\?([^?\s]*)\?=").expect("valid regex")
+});
+
+/// Joins runs of adjacent encoded words of one charset when a character is
+/// split between them (each word should stand alone, but many mailers cut the
+/// bytes wherever the line is full). Returns the field anew, unfolded, or `None`
+/// when every word decodes on its own.
+fn join_split_encoded_words(field: &str) -> Option<String> {
+    if field.matches("=?").nth(1).is_none() {
+        return None;
+    }
+    let words: Vec<regex::Captures<'_>> = ENCODED_WORD.captures_iter(field).collect();
+    let mut out = String::with_capacity(field.len());
+    let mut copied = 0;
+    let mut changed = false;
+    let mut i = 0;
+    while i < words.len() {
+        let charset = &words[i][1];
+        let mut end = i + 1;
+        while end < words.len()
+            && words[end][1].eq_ignore_ascii_case(charset)
+            && field[words[end - 1].get(0)?.end()..words[end].get(0)?.start()]
+                .chars()
+                .all(char::is_whitespace)
+        {
+            end += 1;
+        }
+        let run = &words[i..end];
+        i = end;
+        let label = charset.split('*').next().unwrap_or(charset);
+        let Some(encoding) = encoding_rs::Encoding::for_label(label.as_bytes()) else {
+            continue;
+        };
+        if run.len() < 2 {
+            continue;
+        }
+        let payloads: Vec<Vec<u8>> = run.iter().map(|w| word_bytes(&w[2], &w[3])).collect();
+        let alone_broken = payloads
+            .iter()
+            .any(|p| encoding.decode_without_bom_handling(p).1);
+        let joined = payloads.concat();
+        if !alone_broken || encoding.decode_without_bom_handling(&joined).1 {
+            continue;
+        }
+        let (start, stop) = (run[0].get(0)?.start(), run[run.len() - 1].get(0)?.end());
+        out.push_str(&field[copied..start]);
+        out.push_str(&format!(
+            "=?{charset}?B?{}?=",
+            base64::engine::general_purpose::STANDARD.encode(&joined)
+        ));
+        copied = stop;
+        changed = true;
+    }
+    if !changed {
+        return None;
+    }
+    out.push_str(&field[copied..]);
+    Some(out)
+}
+
+/// The bytes an encoded word's payload stands for.
+fn word_bytes(encoding: &str, payload: &str) -> Vec<u8> {
+    if encoding.eq_ignore_ascii_case("b") {
+        return LENIENT_BASE64.decode(payload).unwrap_or_default();
+    }
+    let bytes = payload.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'_' => out.push(b' '),
+            b'=' => match bytes
+                .get(i + 1..i + 3)
+                .and_then(|hex| std::str::from_utf8(hex).ok())
+                .and_then(|hex| u8::from_str_radix(hex, 16).ok())
+            {
+                Some(b) => {
+                    out.push(b);
+                    i += 2;
+                }
+                None => out.push(b'='),
+            },
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    out
+}
+
+/// Base64 that does not insist on padding, as mailers write it.
+const LENIENT_BASE64: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::new(
+    &base64::alphabet::STANDARD,
+    base64::engine::GeneralPurposeConfig::new()
+        .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
+);
+
 /// A base64 encoded word labelled ISO-2022-JP; group 2 is its payload.
 static ISO_2022_JP_WORD: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
     regex::Regex::new(r"=\?(?i:(iso-2022-jp))\?[bB]\?([A-Za-z0-9+/=]+)\?=").expect("valid regex")
@@ -266,13 +424,7 @@ fn has_mislabelled_japanese(line: &[u8]) -> bool {
 }
 
 fn base64_has_8bit(payload: &str) -> bool {
-    use base64::Engine as _;
-    use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
-    const LENIENT: GeneralPurpose = GeneralPurpose::new(
-        &base64::alphabet::STANDARD,
-        GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
-    );
-    LENIENT
+    LENIENT_BASE64
         .decode(payload)
         .is_ok_and(|bytes| bytes.iter().any(|b| *b >= 0x80))
 }
@@ -376,6 +528,41 @@ mod tests {
             fixed.contains("Subject: =?ISO-2022-JP?B?GyRCJUYlOSVIGyhC?="),
             "{fixed}"
         );
+    }
+
+    #[test]
+    fn a_character_split_between_encoded_words_is_joined() {
+        let raw = b"Subject: =?UTF-8?B?U3TD?=\r\n =?UTF-8?B?tnJ1bmcgaW0gR3Jvw59yYXVtYsO8cm8=?=\r\nFrom: a@example.com\r\n\r\nbody\r\n";
+        let fixed = String::from_utf8_lossy(&repair(raw)).into_owned();
+        let subject = fixed.lines().next().unwrap_or_default();
+        assert!(!subject.contains("?= =?"), "{fixed}");
+        let parsed = mail_parser::MessageParser::default().parse(fixed.as_bytes());
+        assert_eq!(
+            parsed.as_ref().and_then(|m| m.subject()),
+            Some("Störung im Großraumbüro")
+        );
+        assert!(
+            fixed.contains("\r\nFrom: a@example.com\r\n\r\nbody"),
+            "{fixed}"
+        );
+    }
+
+    #[test]
+    fn q_encoded_halves_of_a_character_are_joined() {
+        let raw =
+            b"Subject: =?utf-8?Q?Gr=C3?= =?utf-8?Q?=BC=C3=9Fe_aus_K=C3=B6ln?=\r\n\r\nbody\r\n";
+        let fixed = repair(raw);
+        let parsed = mail_parser::MessageParser::default().parse(fixed.as_ref());
+        assert_eq!(
+            parsed.as_ref().and_then(|m| m.subject()),
+            Some("Grüße aus Köln")
+        );
+    }
+
+    #[test]
+    fn encoded_words_that_stand_alone_are_left_as_they_are() {
+        let raw = b"Subject: =?UTF-8?Q?Caf=C3=A9?= =?ISO-8859-1?Q?Gr=FC=DFe?=\r\n =?UTF-8?B?w7w=?=\r\n\r\nbody\r\n";
+        assert!(matches!(repair(raw), Cow::Borrowed(_)));
     }
 
     #[test]
