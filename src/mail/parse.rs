@@ -1,11 +1,11 @@
 //! Raw bytes → [`InboundMail`]: the fields of a message the pipeline works with.
 
+use std::borrow::Cow;
+
 use mail_parser::{
     Addr, Address, Encoding, HeaderName, HeaderValue, Message, MessageParser, MessagePart,
     MimeHeaders, PartType,
 };
-use std::borrow::Cow;
-
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -473,9 +473,9 @@ fn extended_filename(message: &Message<'_>, part: &MessagePart<'_>) -> Option<St
 
 /// Decodes ISO-2022-JP escape sequences left in a header value (e.g. by RFC 2231
 /// continuations that carry the charset only on their first segment).
-fn decode_stray_iso2022jp(value: &str) -> std::borrow::Cow<'_, str> {
+fn decode_stray_iso2022jp(value: &str) -> Cow<'_, str> {
     let Some(start) = value.find("\u{1b}$") else {
-        return std::borrow::Cow::Borrowed(value);
+        return Cow::Borrowed(value);
     };
     let end = ["\u{1b}(B", "\u{1b}(J"]
         .iter()
@@ -485,7 +485,7 @@ fn decode_stray_iso2022jp(value: &str) -> std::borrow::Cow<'_, str> {
         .unwrap_or(value.len());
     let (decoded, _) =
         encoding_rs::ISO_2022_JP.decode_without_bom_handling(&value.as_bytes()[start..end]);
-    std::borrow::Cow::Owned(format!("{}{}{}", &value[..start], decoded, &value[end..]))
+    Cow::Owned(format!("{}{}{}", &value[..start], decoded, &value[end..]))
 }
 
 /// A name for an attachment that has none, so that every stored file can be
