@@ -24,7 +24,7 @@ use sqlx::Any;
 use sqlx::pool::PoolConnection;
 
 use crate::notify::Notifier;
-use crate::store::{Conn, Store, StoreError, now, outbox, tickets};
+use crate::store::{Conn, Store, StoreError, checkpoint, now, outbox, tickets};
 use decide::{Candidate, Context, Sender};
 use thread::SubjectTag;
 
@@ -98,6 +98,17 @@ impl IngestError {
     }
 }
 
+/// Reads raw input as the pipeline sees it: refuses what is no message at all,
+/// and parses only the headers of a message over `max_bytes` (it will be held).
+pub fn read_message(raw: &[u8], max_bytes: u64) -> Result<InboundMail, NotAMessage> {
+    check_is_message(raw)?;
+    Ok(if raw.len() as u64 > max_bytes {
+        parse_headers_only(raw)
+    } else {
+        parse(raw)
+    })
+}
+
 /// Everything the pipeline needs, built once and shared by every message.
 pub struct Pipeline {
     store: Store,
@@ -163,6 +174,19 @@ impl Pipeline {
         source: &str,
         queue: Option<&str>,
     ) -> Result<Report, IngestError> {
+        let mail = read_message(raw, self.settings.limits.max_message_bytes)?;
+        self.ingest_mail(raw, &mail, source, queue).await
+    }
+
+    /// [`Pipeline::ingest`] for a message already read with [`read_message`]
+    /// (the ingest worker's callers parse on their own thread).
+    pub async fn ingest_mail(
+        &self,
+        raw: &[u8],
+        mail: &InboundMail,
+        source: &str,
+        queue: Option<&str>,
+    ) -> Result<Report, IngestError> {
         let forced = match queue {
             Some(name) => Some(
                 self.queues
@@ -172,8 +196,6 @@ impl Pipeline {
             ),
             None => None,
         };
-        check_is_message(raw)?;
-        let mail = self.parse(raw, false);
         let span = info_span!(
             "message",
             source,
@@ -182,7 +204,7 @@ impl Pipeline {
             ticket = tracing::field::Empty,
         );
         async {
-            let report = self.ingest_parsed(raw, &mail, source, forced).await?;
+            let report = self.ingest_parsed(raw, mail, source, forced).await?;
             let span = tracing::Span::current();
             span.record("outcome", report.outcome.as_str());
             if let Some(ticket) = report.ticket {
@@ -198,14 +220,6 @@ impl Pipeline {
         .await
     }
 
-    fn parse(&self, raw: &[u8], approved: bool) -> InboundMail {
-        if raw.len() as u64 > self.settings.limits.max_message_bytes && !approved {
-            parse_headers_only(raw)
-        } else {
-            parse(raw)
-        }
-    }
-
     async fn ingest_parsed(
         &self,
         raw: &[u8],
@@ -218,6 +232,27 @@ impl Pipeline {
         let result = self.ingest_on(&mut conn, raw, mail, source, forced).await;
         checkin(&mut slot, conn, &result);
         result
+    }
+
+    /// Lets the SQLite log restart (see [`checkpoint::catch_up`]); between
+    /// messages, on this pipeline's connection. Returns false when it has to
+    /// be tried again; a failure is only logged (the checkpointer goes on).
+    pub async fn catch_up_checkpoint(&self) -> bool {
+        let mut slot = self.conn.lock().await;
+        let result = match self.checkout(&mut slot).await {
+            Ok(mut conn) => {
+                let result = checkpoint::catch_up(&mut conn)
+                    .await
+                    .map_err(IngestError::from);
+                checkin(&mut slot, conn, &result);
+                result
+            }
+            Err(e) => Err(e),
+        };
+        result.unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "WAL checkpoint failed");
+            false
+        })
     }
 
     /// This pipeline's connection, opened when there is none.
@@ -375,7 +410,7 @@ impl Pipeline {
                     "the raw message of held message #{held_id} is missing"
                 ))
             })?;
-        let mail = self.parse(&raw, true);
+        let mail = parse(&raw);
         let held_queue = self.queues.iter().find(|q| Some(q.id) == held.queue_id);
         let report = self
             .decide_and_apply(&mut tx, &mail, Some(held_id), held_queue)

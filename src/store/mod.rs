@@ -4,6 +4,7 @@
 //! accept through the Any driver. Flags are 0/1 integers and timestamps Unix
 //! seconds, the types the Any driver maps the same way on both.
 
+pub mod checkpoint;
 pub mod directory;
 pub mod events;
 pub mod intake;
@@ -157,6 +158,21 @@ impl Store {
     /// Opens the pool (creating a SQLite file and its directory on first use).
     /// Does not migrate; call [`Store::migrate`].
     pub async fn connect(settings: &StoreSettings) -> Result<Store, StoreError> {
+        Store::connect_with(settings, false).await
+    }
+
+    /// Like [`Store::connect`], for the ingest worker, the one writer that
+    /// works through a backlog. On SQLite its connections never checkpoint
+    /// the WAL themselves (a [`checkpoint::Checkpointer`] does it on another
+    /// thread) and keep a larger page cache.
+    pub async fn connect_as_ingest_writer(settings: &StoreSettings) -> Result<Store, StoreError> {
+        Store::connect_with(settings, true).await
+    }
+
+    async fn connect_with(
+        settings: &StoreSettings,
+        ingest_writer: bool,
+    ) -> Result<Store, StoreError> {
         DRIVERS.call_once(sqlx::any::install_default_drivers);
         let url = settings.url.trim();
         let backend = Backend::of_url(url);
@@ -183,11 +199,19 @@ impl Store {
                         .max_lifetime(None);
                 }
                 let busy_ms = timeout.as_millis();
+                // SQLite's defaults are 1,000 log pages and a 2 MiB cache; a
+                // checkpoint of 0 pages leaves checkpoints to someone else.
+                let (autocheckpoint_pages, cache_kib) = if ingest_writer {
+                    (0, 16 * 1024)
+                } else {
+                    (1000, 2 * 1024)
+                };
                 options = options.after_connect(move |conn, _meta| {
                     Box::pin(async move {
                         conn.execute(sqlx::AssertSqlSafe(format!(
                             "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-                             PRAGMA foreign_keys = ON; PRAGMA busy_timeout = {busy_ms};"
+                             PRAGMA foreign_keys = ON; PRAGMA busy_timeout = {busy_ms}; \
+                             PRAGMA wal_autocheckpoint = {autocheckpoint_pages}; PRAGMA cache_size = -{cache_kib};"
                         )))
                         .await?;
                         Ok(())
