@@ -13,7 +13,7 @@ use tracing::{error, warn};
 use crate::config::Settings;
 use crate::ingest::thread::SubjectTag;
 use crate::mail::{InboundMail, address};
-use crate::store::directory::{self, Contact};
+use crate::store::directory::{self, Agent, Contact};
 use crate::store::outbox::{self, NewOutbox};
 use crate::store::queues::Queue;
 use crate::store::tickets::{self, Status, Ticket};
@@ -89,7 +89,8 @@ impl Notifier {
                     .await?;
             }
         }
-        self.tell_agents(conn, &facts, "agent_new_ticket", trigger, &message)
+        let agents = self.agents_to_tell(conn, trigger).await?;
+        self.tell_agents(conn, &facts, agents, "agent_new_ticket", trigger, &message)
             .await
     }
 
@@ -102,6 +103,16 @@ impl Notifier {
         trigger: &InboundMail,
         by_agent: bool,
     ) -> Result<(), StoreError> {
+        // A customer's reply goes to the agents only: with none to tell, there is nothing to look up.
+        let agents = if by_agent {
+            Vec::new()
+        } else {
+            let agents = self.agents_to_tell(conn, trigger).await?;
+            if agents.is_empty() {
+                return Ok(());
+            }
+            agents
+        };
         let Some(facts) = self.facts(conn, ticket_id).await? else {
             return Ok(());
         };
@@ -120,8 +131,15 @@ impl Notifier {
             }
             Ok(())
         } else {
-            self.tell_agents(conn, &facts, "agent_customer_reply", trigger, &message)
-                .await
+            self.tell_agents(
+                conn,
+                &facts,
+                agents,
+                "agent_customer_reply",
+                trigger,
+                &message,
+            )
+            .await
         }
     }
 
@@ -297,22 +315,34 @@ impl Notifier {
         Ok(self.templates.render(event, &language, &ctx)?)
     }
 
+    /// The active agents to tell of `trigger`: not its author, none of our own
+    /// addresses; nobody when agent notifications are off.
+    async fn agents_to_tell(
+        &self,
+        conn: &mut Conn,
+        trigger: &InboundMail,
+    ) -> Result<Vec<Agent>, StoreError> {
+        if !self.settings.notify.notify_agents {
+            return Ok(Vec::new());
+        }
+        let author = trigger.from.as_ref().map(|f| f.address.as_str());
+        let mut agents = directory::list_agents(conn).await?;
+        agents.retain(|agent| {
+            agent.active && Some(agent.email.as_str()) != author && !self.is_own(&agent.email)
+        });
+        Ok(agents)
+    }
+
     async fn tell_agents(
         &self,
         conn: &mut Conn,
         facts: &Facts,
+        agents: Vec<Agent>,
         event: &'static str,
         trigger: &InboundMail,
         message: &MessageView,
     ) -> Result<(), StoreError> {
-        if !self.settings.notify.notify_agents {
-            return Ok(());
-        }
-        let author = trigger.from.as_ref().map(|f| f.address.as_str());
-        for agent in directory::list_agents(conn).await? {
-            if !agent.active || Some(agent.email.as_str()) == author || self.is_own(&agent.email) {
-                continue;
-            }
+        for agent in agents {
             let delivery = Delivery {
                 event,
                 recipient: Person {
@@ -503,7 +533,8 @@ impl Notifier {
             );
             return Ok(false);
         }
-        if outbox::is_bounced(conn, to).await? {
+        let history = outbox::automatic_history(conn, to, now() - 3600).await?;
+        if history.bounced {
             warn!(
                 recipient = to,
                 event, "no automatic mail: earlier mail to this address bounced"
@@ -514,7 +545,7 @@ impl Notifier {
             return Ok(true);
         }
         let limit = i64::from(self.settings.notify.max_auto_per_sender_per_hour);
-        let sent = outbox::automatic_count_since(conn, to, now() - 3600).await?;
+        let sent = history.sent_since;
         if sent >= limit {
             warn!(
                 recipient = to,

@@ -210,19 +210,32 @@ pub async fn retry(conn: &mut Conn, id: i64, now: i64) -> Result<bool, StoreErro
 }
 
 /// Automatic mails to `recipient` created since `since`, for the rate limit.
-pub async fn automatic_count_since(
+/// What the loop rules need to know of an address: whether mail to it
+/// bounced, and how many automatic mails it was sent since a time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AutomaticHistory {
+    pub bounced: bool,
+    pub sent_since: i64,
+}
+
+pub async fn automatic_history(
     conn: &mut Conn,
     recipient: &str,
     since: i64,
-) -> Result<i64, StoreError> {
+) -> Result<AutomaticHistory, StoreError> {
     let row = sqlx::query(
-        "SELECT COUNT(*) FROM outbox WHERE recipient = $1 AND automatic = 1 AND created_at >= $2",
+        "SELECT
+             (SELECT COUNT(*) FROM bounced_addresses WHERE address = $1),
+             (SELECT COUNT(*) FROM outbox WHERE recipient = $1 AND automatic = 1 AND created_at >= $2)",
     )
     .bind(recipient)
     .bind(since)
     .fetch_one(&mut *conn)
     .await?;
-    Ok(row.get(0))
+    Ok(AutomaticHistory {
+        bounced: row.get::<i64, _>(0) > 0,
+        sent_since: row.get(1),
+    })
 }
 
 /// The outbox entry that sent a Message-ID: its id, ticket and recipient.
@@ -235,14 +248,6 @@ pub async fn by_message_id(
         .fetch_optional(&mut *conn)
         .await?;
     Ok(row.map(|r| (r.get(0), r.get(1), r.get(2))))
-}
-
-pub async fn is_bounced(conn: &mut Conn, address: &str) -> Result<bool, StoreError> {
-    let row = sqlx::query("SELECT 1 FROM bounced_addresses WHERE address = $1")
-        .bind(address)
-        .fetch_optional(&mut *conn)
-        .await?;
-    Ok(row.is_some())
 }
 
 pub async fn flag_bounced(
