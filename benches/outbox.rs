@@ -1,5 +1,5 @@
 //! Outbox throughput: rendered notifications delivered to an SMTP server on loopback,
-//! with lettre reusing its connections. Run with `cargo bench --bench outbox`.
+//! over reused connections. Run with `cargo bench --bench outbox`.
 
 #[path = "../tests/it/support/smtp.rs"]
 #[allow(dead_code)]

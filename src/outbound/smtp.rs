@@ -1,37 +1,81 @@
-//! The SMTP transport: lettre over TLS or STARTTLS (plain only when configured),
-//! AUTH PLAIN/LOGIN or XOAUTH2, with a pool of reused connections.
+//! The SMTP transport: lettre's SMTP client on connections opened here with TCP_NODELAY (so
+//! the end of a message never waits for a delayed ACK), over implicit TLS or STARTTLS (plain
+//! only when configured), AUTH PLAIN/LOGIN or XOAUTH2, with a small pool of reused connections.
 
-use std::time::Duration;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use lettre::address::Envelope;
-use lettre::transport::smtp::PoolConfig;
+use lettre::transport::smtp::Error as SmtpError;
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
-use lettre::transport::smtp::client::{Certificate, CertificateStore, Tls, TlsParameters};
-use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
-use tokio::sync::Mutex;
+use lettre::transport::smtp::client::{
+    AsyncSmtpConnection, AsyncTokioStream, Certificate, CertificateStore, TlsParameters,
+};
+use lettre::transport::smtp::extension::ClientId;
+use lettre::transport::smtp::response::Response;
+use rustls::pki_types::ServerName;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
 
 use super::Delivery;
+use super::sender::PARALLEL;
 use crate::config::{AuthMethod, Security, SmtpSettings};
 use crate::credentials;
+use crate::inbound::tls::client_config;
+
+/// Idle connections kept: one for each delivery the sender runs at once.
+const MAX_IDLE: usize = PARALLEL;
+/// An idle connection is closed after this long unused.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a polite QUIT may take before the connection is simply closed.
+const QUIT_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub struct SmtpTransport {
     settings: SmtpSettings,
     /// Built on first use; rebuilt for every batch with XOAUTH2, whose tokens expire.
-    transport: Mutex<Option<AsyncSmtpTransport<Tokio1Executor>>>,
+    setup: tokio::sync::Mutex<Option<Arc<Setup>>>,
+    pool: Arc<Pool>,
+}
+
+/// What opening a connection needs, prepared once.
+struct Setup {
+    hello: ClientId,
+    encryption: Encryption,
+    login: Option<(Credentials, Vec<Mechanism>)>,
+}
+
+enum Encryption {
+    Plain,
+    Starttls(TlsParameters),
+    Implicit(TlsConnector, ServerName<'static>),
+}
+
+/// Why an attempt failed: the SMTP client's error, or ours (always temporary).
+enum Failure {
+    Smtp(SmtpError),
+    Other(String),
 }
 
 impl SmtpTransport {
     pub fn new(settings: SmtpSettings) -> SmtpTransport {
         SmtpTransport {
             settings,
-            transport: Mutex::new(None),
+            setup: tokio::sync::Mutex::new(None),
+            pool: Arc::new(Pool::default()),
         }
     }
 
-    /// Forgets the transport when its credentials may have changed (XOAUTH2 tokens).
+    /// Forgets credentials and connections when the credentials may have changed (XOAUTH2 tokens).
     pub async fn refresh(&self) {
         if self.settings.auth == AuthMethod::Xoauth2 {
-            *self.transport.lock().await = None;
+            *self.setup.lock().await = None;
+            quit_all(self.pool.clear()).await;
         }
     }
 
@@ -47,91 +91,369 @@ impl SmtpTransport {
                 ));
             }
         };
-        let transport = {
-            let mut slot = self.transport.lock().await;
-            match slot.as_ref() {
-                Some(t) => t.clone(),
-                None => match self.build().await {
-                    Ok(t) => slot.insert(t).clone(),
-                    Err(e) => return Delivery::Temporary(e),
-                },
-            }
+        let (mut conn, reused) = match self.pool.take() {
+            Some(conn) => (conn, true),
+            None => match self.open().await {
+                Ok(conn) => (conn, false),
+                Err(f) => return f.into(),
+            },
         };
-        match transport.send_raw(&envelope, bytes).await {
-            Ok(response) => Delivery::Sent(
-                format!(
-                    "{} {}",
-                    response.code(),
-                    response.message().collect::<Vec<_>>().join(" ")
+        let mut result = self.send(&mut conn, &envelope, bytes).await;
+        if reused && result.as_ref().is_err_and(Failure::closed_by_server) {
+            // The server closed the idle connection: once more, on a new one.
+            tracing::debug!(host = %self.settings.host, "idle SMTP connection was closed; reconnecting");
+            conn = match self.open().await {
+                Ok(conn) => conn,
+                Err(f) => return f.into(),
+            };
+            result = self.send(&mut conn, &envelope, bytes).await;
+        }
+        match result {
+            Ok(response) => {
+                self.pool.put(conn);
+                Delivery::Sent(
+                    format!(
+                        "{} {}",
+                        response.code(),
+                        response.message().collect::<Vec<_>>().join(" ")
+                    )
+                    .trim()
+                    .to_string(),
                 )
-                .trim()
-                .to_string(),
-            ),
-            Err(e) if e.is_permanent() => Delivery::Permanent(describe(&e)),
-            Err(e) => Delivery::Temporary(describe(&e)),
+            }
+            // lettre has ended the transaction with QUIT, or the connection is gone.
+            Err(f) => f.into(),
         }
     }
 
-    async fn build(&self) -> Result<AsyncSmtpTransport<Tokio1Executor>, String> {
-        let s = &self.settings;
-        let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(s.host.clone())
-            .port(s.port())
-            .timeout(Some(Duration::from_secs(s.timeout_secs.max(1))))
-            .pool_config(PoolConfig::new().max_size(4));
-        let tls = || -> Result<TlsParameters, String> {
-            let mut params = TlsParameters::builder(s.host.clone());
-            if let Some(path) = &s.ca_file {
-                let pem = std::fs::read(path)
-                    .map_err(|e| format!("cannot read smtp.ca_file {}: {e}", path.display()))?;
-                let cert = Certificate::from_pem(&pem)
-                    .map_err(|e| format!("smtp.ca_file {}: {e}", path.display()))?;
-                params = params
-                    .certificate_store(CertificateStore::None)
-                    .add_root_certificate(cert);
-            }
-            params
-                .build_rustls()
-                .map_err(|e| format!("TLS setup for {}: {e}", s.host))
-        };
-        builder = match s.security {
-            Security::Tls => builder.tls(Tls::Wrapper(tls()?)),
-            Security::Starttls => builder.tls(Tls::Required(tls()?)),
-            Security::Plain => builder.tls(Tls::None),
-        };
-        if let Some(user) = &s.user {
-            let (secret, mechanisms) = match s.auth {
-                AuthMethod::Xoauth2 => (
-                    credentials::oauth_token(
-                        s.oauth_token_file.as_deref(),
-                        s.oauth_token_command.as_deref(),
-                    )
-                    .await
-                    .map_err(|e| format!("smtp: {e}"))?,
-                    vec![Mechanism::Xoauth2],
-                ),
-                AuthMethod::Plain => (
-                    credentials::password(s.password.as_deref(), s.password_file.as_deref())
-                        .map_err(|e| format!("smtp: {e}"))?,
-                    vec![Mechanism::Plain],
-                ),
-                AuthMethod::Login => (
-                    credentials::password(s.password.as_deref(), s.password_file.as_deref())
-                        .map_err(|e| format!("smtp: {e}"))?,
-                    vec![Mechanism::Plain, Mechanism::Login],
-                ),
-            };
-            builder = builder
-                .credentials(Credentials::new(user.clone(), secret))
-                .authentication(mechanisms);
+    async fn send(
+        &self,
+        conn: &mut Pooled,
+        envelope: &Envelope,
+        bytes: &[u8],
+    ) -> Result<Response, Failure> {
+        match tokio::time::timeout(self.timeout(), conn.conn.send(envelope, bytes)).await {
+            Ok(result) => result.map_err(Failure::Smtp),
+            Err(_) => Err(Failure::Other(format!(
+                "{}: no answer within {} s while sending",
+                self.settings.host,
+                self.timeout().as_secs()
+            ))),
         }
-        Ok(builder.build())
+    }
+
+    /// A new connection, greeted, encrypted and authenticated as configured.
+    async fn open(&self) -> Result<Pooled, Failure> {
+        let setup = self.setup().await.map_err(Failure::Other)?;
+        let generation = self.pool.generation();
+        let s = &self.settings;
+        let address = format!("{}:{}", s.host, s.port());
+        let stream = match tokio::time::timeout(self.timeout(), TcpStream::connect(&address)).await
+        {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(e)) => return Err(Failure::Other(format!("cannot connect to {address}: {e}"))),
+            Err(_) => {
+                return Err(Failure::Other(format!(
+                    "cannot connect to {address}: no answer within {} s",
+                    self.timeout().as_secs()
+                )));
+            }
+        };
+        stream
+            .set_nodelay(true)
+            .map_err(|e| Failure::Other(format!("{address}: cannot set TCP_NODELAY: {e}")))?;
+        let handshake = async {
+            let mut conn = match &setup.encryption {
+                Encryption::Plain => {
+                    AsyncSmtpConnection::connect_with_transport(Box::new(stream), &setup.hello)
+                        .await?
+                }
+                Encryption::Starttls(params) => {
+                    let mut conn =
+                        AsyncSmtpConnection::connect_with_transport(Box::new(stream), &setup.hello)
+                            .await?;
+                    if !conn.can_starttls() {
+                        conn.abort().await;
+                        return Err(Failure::Other(format!(
+                            "{address} does not offer STARTTLS; not sending without encryption \
+                             (smtp.security = \"starttls\")"
+                        )));
+                    }
+                    conn.starttls(params.clone(), &setup.hello).await?;
+                    conn
+                }
+                Encryption::Implicit(connector, name) => {
+                    let tls = connector
+                        .connect(name.clone(), stream)
+                        .await
+                        .map_err(|e| Failure::Other(format!("TLS with {address}: {e}")))?;
+                    AsyncSmtpConnection::connect_with_transport(
+                        Box::new(ImplicitTls(tls)),
+                        &setup.hello,
+                    )
+                    .await?
+                }
+            };
+            if let Some((credentials, mechanisms)) = &setup.login {
+                conn.auth(mechanisms, credentials).await?;
+            }
+            Ok(conn)
+        };
+        match tokio::time::timeout(self.timeout(), handshake).await {
+            Ok(conn) => conn.map(|conn| Pooled { conn, generation }),
+            Err(_) => Err(Failure::Other(format!(
+                "{address}: no answer within {} s while greeting",
+                self.timeout().as_secs()
+            ))),
+        }
+    }
+
+    fn timeout(&self) -> Duration {
+        Duration::from_secs(self.settings.timeout_secs.max(1))
+    }
+
+    async fn setup(&self) -> Result<Arc<Setup>, String> {
+        let mut slot = self.setup.lock().await;
+        if let Some(setup) = slot.as_ref() {
+            return Ok(Arc::clone(setup));
+        }
+        let s = &self.settings;
+        let encryption = match s.security {
+            Security::Plain => Encryption::Plain,
+            Security::Starttls => Encryption::Starttls(starttls_parameters(s)?),
+            Security::Tls => {
+                let name = ServerName::try_from(s.host.clone())
+                    .map_err(|e| format!("smtp.host {:?} is no TLS server name: {e}", s.host))?;
+                let config =
+                    client_config(s.ca_file.as_deref()).map_err(|e| format!("smtp: {e}"))?;
+                Encryption::Implicit(TlsConnector::from(config), name)
+            }
+        };
+        let login = match &s.user {
+            None => None,
+            Some(user) => {
+                let (secret, mechanisms) = match s.auth {
+                    AuthMethod::Xoauth2 => (
+                        credentials::oauth_token(
+                            s.oauth_token_file.as_deref(),
+                            s.oauth_token_command.as_deref(),
+                        )
+                        .await
+                        .map_err(|e| format!("smtp: {e}"))?,
+                        vec![Mechanism::Xoauth2],
+                    ),
+                    AuthMethod::Plain => (
+                        credentials::password(s.password.as_deref(), s.password_file.as_deref())
+                            .map_err(|e| format!("smtp: {e}"))?,
+                        vec![Mechanism::Plain],
+                    ),
+                    AuthMethod::Login => (
+                        credentials::password(s.password.as_deref(), s.password_file.as_deref())
+                            .map_err(|e| format!("smtp: {e}"))?,
+                        vec![Mechanism::Plain, Mechanism::Login],
+                    ),
+                };
+                Some((Credentials::new(user.clone(), secret), mechanisms))
+            }
+        };
+        let setup = Arc::new(Setup {
+            hello: ClientId::default(),
+            encryption,
+            login,
+        });
+        *slot = Some(Arc::clone(&setup));
+        Ok(setup)
+    }
+}
+
+/// lettre's TLS parameters for STARTTLS, trusting `smtp.ca_file` when set.
+fn starttls_parameters(s: &SmtpSettings) -> Result<TlsParameters, String> {
+    let mut params = TlsParameters::builder(s.host.clone());
+    if let Some(path) = &s.ca_file {
+        let pem = std::fs::read(path)
+            .map_err(|e| format!("cannot read smtp.ca_file {}: {e}", path.display()))?;
+        let cert = Certificate::from_pem(&pem)
+            .map_err(|e| format!("smtp.ca_file {}: {e}", path.display()))?;
+        params = params
+            .certificate_store(CertificateStore::None)
+            .add_root_certificate(cert);
+    }
+    params
+        .build_rustls()
+        .map_err(|e| format!("TLS setup for {}: {e}", s.host))
+}
+
+impl Failure {
+    /// Whether a reused connection failed because the server had closed it (or is closing it,
+    /// 421) rather than because of this message: then a new connection gets one more try.
+    fn closed_by_server(&self) -> bool {
+        match self {
+            Failure::Smtp(e) => match e.status() {
+                Some(code) => u16::from(code) == 421,
+                None => !e.is_client(),
+            },
+            Failure::Other(_) => false,
+        }
+    }
+}
+
+impl From<Failure> for Delivery {
+    fn from(f: Failure) -> Delivery {
+        match f {
+            Failure::Smtp(e) if e.is_permanent() => Delivery::Permanent(describe(&e)),
+            Failure::Smtp(e) => Delivery::Temporary(describe(&e)),
+            Failure::Other(text) => Delivery::Temporary(text),
+        }
+    }
+}
+
+impl From<SmtpError> for Failure {
+    fn from(e: SmtpError) -> Failure {
+        Failure::Smtp(e)
     }
 }
 
 /// The server's own words when there are some ("550 5.1.1 No such user").
-fn describe(e: &lettre::transport::smtp::Error) -> String {
+fn describe(e: &SmtpError) -> String {
     match e.status() {
         Some(code) => format!("{code} {e}"),
         None => e.to_string(),
+    }
+}
+
+/// A connection and the pool generation it was opened in.
+struct Pooled {
+    conn: AsyncSmtpConnection,
+    generation: u64,
+}
+
+/// Connections waiting for the next message, newest last.
+#[derive(Default)]
+struct Pool {
+    state: Mutex<PoolState>,
+}
+
+#[derive(Default)]
+struct PoolState {
+    idle: Vec<(Pooled, Instant)>,
+    /// Moved on by `clear`: connections opened before are not taken back.
+    generation: u64,
+    /// Whether a task is closing idle connections as they expire.
+    reaping: bool,
+}
+
+impl Pool {
+    fn lock(&self) -> MutexGuard<'_, PoolState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn generation(&self) -> u64 {
+        self.lock().generation
+    }
+
+    /// The most recently used idle connection that is still sound.
+    fn take(&self) -> Option<Pooled> {
+        let mut state = self.lock();
+        while let Some((pooled, since)) = state.idle.pop() {
+            if !pooled.conn.has_broken() && since.elapsed() < IDLE_TIMEOUT {
+                return Some(pooled);
+            }
+        }
+        None
+    }
+
+    /// Keeps a connection for the next message, unless the pool is full or was cleared since.
+    fn put(self: &Arc<Self>, pooled: Pooled) {
+        let mut state = self.lock();
+        if pooled.generation != state.generation || state.idle.len() >= MAX_IDLE {
+            drop(state);
+            tokio::spawn(quit_all(vec![pooled]));
+            return;
+        }
+        state.idle.push((pooled, Instant::now()));
+        if !state.reaping {
+            state.reaping = true;
+            tokio::spawn(reap(Arc::downgrade(self)));
+        }
+    }
+
+    /// Takes every idle connection out; those in use are not taken back.
+    fn clear(&self) -> Vec<Pooled> {
+        let mut state = self.lock();
+        state.generation += 1;
+        state.idle.drain(..).map(|(pooled, _)| pooled).collect()
+    }
+}
+
+/// Closes idle connections as they expire; ends when none is left or the transport is gone.
+async fn reap(pool: Weak<Pool>) {
+    loop {
+        let (expired, next) = {
+            let Some(pool) = pool.upgrade() else { return };
+            let mut state = pool.lock();
+            let (expired, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut state.idle)
+                .into_iter()
+                .partition(|(_, since)| since.elapsed() >= IDLE_TIMEOUT);
+            state.idle = kept;
+            let next = state
+                .idle
+                .iter()
+                .map(|(_, since)| *since + IDLE_TIMEOUT)
+                .min();
+            state.reaping = next.is_some();
+            (expired, next)
+        };
+        quit_all(expired.into_iter().map(|(pooled, _)| pooled).collect()).await;
+        match next {
+            Some(at) => tokio::time::sleep_until(at.into()).await,
+            None => return,
+        }
+    }
+}
+
+/// Says QUIT on each connection, not waiting long for an answer.
+async fn quit_all(connections: Vec<Pooled>) {
+    for mut pooled in connections {
+        if !pooled.conn.has_broken() {
+            let _ = tokio::time::timeout(QUIT_TIMEOUT, pooled.conn.quit()).await;
+        }
+    }
+}
+
+/// A TLS stream from the first byte (SMTPS), in the shape lettre's client takes.
+#[derive(Debug)]
+struct ImplicitTls(TlsStream<TcpStream>);
+
+impl AsyncTokioStream for ImplicitTls {
+    fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.0.get_ref().0.peer_addr()
+    }
+}
+
+impl AsyncRead for ImplicitTls {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().0).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for ImplicitTls {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().0).poll_shutdown(cx)
     }
 }

@@ -2,6 +2,11 @@
 
 use std::time::Duration;
 
+use futures::StreamExt;
+use ticketd::config::{AuthMethod, Security, SmtpSettings};
+use ticketd::outbound::Delivery;
+use ticketd::outbound::smtp::SmtpTransport;
+
 use crate::support::smtp::{Received, Reply, SmtpOptions, SmtpServer};
 use crate::support::{Backend, Daemon, Env, Msg, deliver_to_maildir, wait_until};
 
@@ -549,4 +554,128 @@ fn starttls_and_authentication_with_a_configured_ca() {
     let received = smtp.wait_for(1, Duration::from_secs(15));
     assert!(received[0].tls);
     assert_eq!(received[0].authenticated_as.as_deref(), Some("ticketd"));
+}
+
+/// Settings for the SMTP transport alone, talking to `smtp` as `security` says.
+fn transport_settings(smtp: &SmtpServer, host: &str, security: Security) -> SmtpSettings {
+    SmtpSettings {
+        host: host.into(),
+        port: Some(smtp.port()),
+        security,
+        user: None,
+        password: None,
+        password_file: None,
+        auth: AuthMethod::Login,
+        oauth_token_file: None,
+        oauth_token_command: None,
+        ca_file: None,
+        timeout_secs: 5,
+    }
+}
+
+/// A small rendered notification to `customer{n}@acme.example`.
+fn notification(n: usize) -> (String, Vec<u8>) {
+    let to = format!("customer{n}@acme.example");
+    let bytes = format!(
+        "From: Support <support@example.com>\r\nTo: {to}\r\nSubject: [Support #{n}] Printer\r\n\
+         Message-ID: <notice.{n}@example.com>\r\n\r\nWe have received your message.\r\n"
+    );
+    (to, bytes.into_bytes())
+}
+
+async fn send(transport: &SmtpTransport, n: usize) -> Delivery {
+    let (to, bytes) = notification(n);
+    transport.deliver("support@example.com", &to, &bytes).await
+}
+
+#[tokio::test]
+async fn notifications_one_after_another_share_one_smtp_connection() {
+    let smtp = SmtpServer::start();
+    let transport = SmtpTransport::new(transport_settings(&smtp, "127.0.0.1", Security::Plain));
+    for n in 0..10 {
+        let delivery = send(&transport, n).await;
+        assert!(matches!(delivery, Delivery::Sent(_)), "{delivery:?}");
+    }
+    let received = smtp.wait_for(10, Duration::from_secs(5));
+    assert_eq!(smtp.connections(), 1, "{:?}", smtp.transcript());
+    assert!(received.iter().all(|m| m.connection == 1));
+}
+
+#[tokio::test]
+async fn notifications_four_at_a_time_use_at_most_four_smtp_connections() {
+    let smtp = SmtpServer::start();
+    let transport = SmtpTransport::new(transport_settings(&smtp, "127.0.0.1", Security::Plain));
+    let deliveries: Vec<Delivery> = futures::stream::iter(0..40)
+        .map(|n| send(&transport, n))
+        .buffered(4)
+        .collect()
+        .await;
+    assert!(
+        deliveries.iter().all(|d| matches!(d, Delivery::Sent(_))),
+        "{deliveries:?}"
+    );
+    smtp.wait_for(40, Duration::from_secs(5));
+    assert!(smtp.connections() <= 4, "{:?}", smtp.transcript());
+}
+
+#[tokio::test]
+async fn a_connection_the_smtp_server_closed_is_replaced_and_the_mail_sent_once() {
+    let mut smtp = SmtpServer::start();
+    let transport = SmtpTransport::new(transport_settings(&smtp, "127.0.0.1", Security::Plain));
+    assert!(matches!(send(&transport, 1).await, Delivery::Sent(_)));
+    // The server goes away and comes back: the pooled connection is closed under us.
+    smtp.stop();
+    smtp.restart();
+    let delivery = send(&transport, 2).await;
+    assert!(matches!(delivery, Delivery::Sent(_)), "{delivery:?}");
+    let received = smtp.wait_for(2, Duration::from_secs(5));
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(smtp.messages().len(), 2, "exactly once");
+    assert_eq!(to(&received, "customer2@acme.example").len(), 1);
+    assert_eq!(received[1].connection, 2, "over a new connection");
+    assert_eq!(smtp.connections(), 2, "{:?}", smtp.transcript());
+}
+
+#[tokio::test]
+async fn implicit_tls_verifies_the_server_certificate_and_authenticates() {
+    let smtp = SmtpServer::start_with(SmtpOptions {
+        auth: Some(("ticketd".into(), "smtp-pass".into())),
+        implicit_tls: true,
+        ..SmtpOptions::default()
+    });
+    let mut settings = transport_settings(&smtp, "localhost", Security::Tls);
+    settings.user = Some("ticketd".into());
+    settings.password = Some("smtp-pass".into());
+    // Without the test CA the certificate is not trusted: nothing is sent.
+    let untrusted = SmtpTransport::new(settings.clone());
+    match send(&untrusted, 1).await {
+        Delivery::Temporary(error) => assert!(error.contains("certificate"), "{error}"),
+        other => panic!("sent without a trusted certificate: {other:?}"),
+    }
+    settings.ca_file = smtp.ca_pem_path().map(|p| p.to_path_buf());
+    let transport = SmtpTransport::new(settings);
+    for n in 2..4 {
+        let delivery = send(&transport, n).await;
+        assert!(matches!(delivery, Delivery::Sent(_)), "{delivery:?}");
+    }
+    let received = smtp.wait_for(2, Duration::from_secs(5));
+    assert_eq!(received.len(), 2);
+    assert!(received.iter().all(|m| m.tls));
+    assert!(
+        received
+            .iter()
+            .all(|m| m.authenticated_as.as_deref() == Some("ticketd"))
+    );
+    assert_eq!(received[0].connection, received[1].connection);
+}
+
+#[tokio::test]
+async fn starttls_configured_but_not_offered_sends_nothing() {
+    let smtp = SmtpServer::start();
+    let transport = SmtpTransport::new(transport_settings(&smtp, "127.0.0.1", Security::Starttls));
+    match send(&transport, 1).await {
+        Delivery::Temporary(error) => assert!(error.contains("STARTTLS"), "{error}"),
+        other => panic!("sent without STARTTLS: {other:?}"),
+    }
+    assert!(smtp.messages().is_empty());
 }
