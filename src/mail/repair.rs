@@ -317,9 +317,8 @@ static ENCODED_WORD: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::ne
 /// bytes wherever the line is full). Returns the field anew, unfolded, or `None`
 /// when every word decodes on its own.
 fn join_split_encoded_words(field: &str) -> Option<String> {
-    if field.matches("=?").nth(1).is_none() {
-        return None;
-    }
+    // Two encoded words at least.
+    field.matches("=?").nth(1)?;
     let words: Vec<regex::Captures<'_>> = ENCODED_WORD.captures_iter(field).collect();
     let mut out = String::with_capacity(field.len());
     let mut copied = 0;
