@@ -38,6 +38,9 @@ struct ParseView<'a> {
     html: Option<&'a str>,
     attachments: Vec<AttachmentView<'a>>,
     classification: Classification,
+    /// Why the MIME structure could not be read (the message would be held).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    parse_failure: Option<&'a str>,
 }
 
 pub fn run(args: ParseArgs, config_file: Option<&std::path::Path>) -> ExitCode {
@@ -83,6 +86,7 @@ pub fn run(args: ParseArgs, config_file: Option<&std::path::Path>) -> ExitCode {
             })
             .collect(),
         classification,
+        parse_failure: parsed.parse_failure.as_deref(),
     };
     if args.json {
         match serde_json::to_string_pretty(&view) {
@@ -118,6 +122,9 @@ fn print_summary(v: &ParseView<'_>) {
         println!("In-Reply-To:    {irt}");
     }
     println!("Classification: {}", v.classification.as_str());
+    if let Some(failure) = v.parse_failure {
+        println!("Not readable:   {failure}");
+    }
     for a in &v.attachments {
         println!(
             "Attachment:     {} ({}, {} bytes{})",

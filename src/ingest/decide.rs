@@ -70,6 +70,8 @@ pub struct Context<'a> {
     pub operator_approved: bool,
     /// For a bounce: the mail of ours it reports on, when we know it.
     pub bounce_of: Option<&'a BouncedMail>,
+    /// Why the message's MIME structure could not be read, if it could not.
+    pub parse_failure: Option<&'a str>,
 }
 
 /// A notification of ours that a delivery report says failed or was delayed.
@@ -186,6 +188,14 @@ pub fn decide(ctx: &Context<'_>) -> Decision {
                 "the message is {} bytes, more than limits.max_message_bytes ({}); release it to process it anyway",
                 ctx.size, ctx.max_size
             ),
+        );
+    }
+    if let Some(failure) = ctx.parse_failure
+        && !ctx.operator_approved
+    {
+        return hold(
+            HoldCode::Unprocessable,
+            format!("{failure}; release it to file it with its body as plain text"),
         );
     }
     if ctx.classification != Classification::Normal {
@@ -459,6 +469,7 @@ mod tests {
         approved: bool,
         size: usize,
         bounce_of: Option<BouncedMail>,
+        parse_failure: Option<String>,
     }
 
     impl Case {
@@ -473,6 +484,7 @@ mod tests {
                 approved: false,
                 size: 100,
                 bounce_of: None,
+                parse_failure: None,
             }
         }
 
@@ -490,6 +502,7 @@ mod tests {
                 cc_policy: self.cc,
                 operator_approved: self.approved,
                 bounce_of: self.bounce_of.as_ref(),
+                parse_failure: self.parse_failure.as_deref(),
             })
         }
     }
@@ -696,6 +709,15 @@ mod tests {
                 bounced: vec!["gone@customer.example".into()]
             }
         );
+    }
+
+    #[test]
+    fn mail_whose_structure_could_not_be_read_is_held_until_released() {
+        let mut case = Case::new(active("jane@customer.example"));
+        case.parse_failure = Some("the MIME structure could not be read (test)".into());
+        assert_eq!(hold_code(&case.decide()), Some(HoldCode::Unprocessable));
+        case.approved = true;
+        assert!(matches!(case.decide(), Decision::Create { .. }));
     }
 
     #[test]

@@ -457,6 +457,7 @@ impl Pipeline {
             cc_policy: self.settings.tickets.cc_participants,
             operator_approved: released_from.is_some(),
             bounce_of: bounce_of.as_ref(),
+            parse_failure: mail.parse_failure.as_deref(),
         });
         tracing::debug!(?decision, "decided");
         let new_subject = self.tag.clean_subject(mail.subject.as_deref());

@@ -81,6 +81,9 @@ pub struct InboundMail {
     pub signals: Signals,
     pub size: usize,
     pub sha256: String,
+    /// Set when the MIME structure could not be read at all: then the headers
+    /// were parsed alone and the whole body taken as text.
+    pub parse_failure: Option<String>,
 }
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
@@ -111,7 +114,32 @@ pub fn check_is_message(raw: &[u8]) -> Result<(), NotAMessage> {
 
 /// Parses a whole message. Never fails: what cannot be decoded is left out or
 /// decoded lossily, so the pipeline can still decide (and hold) with a reason.
+/// Should the MIME parser panic on some structure, the message is read as
+/// headers and a text body, with [`InboundMail::parse_failure`] set.
 pub fn parse(raw: &[u8]) -> InboundMail {
+    guarded(raw, parse_mime)
+}
+
+fn guarded(raw: &[u8], read: fn(&[u8]) -> InboundMail) -> InboundMail {
+    match std::panic::catch_unwind(|| read(raw)) {
+        Ok(mail) => mail,
+        Err(panic) => {
+            let why = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "no reason given".into());
+            let mut mail = parse_headers_only(raw);
+            let body = find_header_end(raw).map_or(&raw[..0], |end| &raw[end..]);
+            mail.text = String::from_utf8_lossy(body).trim().to_string();
+            mail.visible_text = reply::visible_reply(&mail.text);
+            mail.parse_failure = Some(format!("the MIME structure could not be read ({why})"));
+            mail
+        }
+    }
+}
+
+fn parse_mime(raw: &[u8]) -> InboundMail {
     let repaired = repair::repair(raw);
     let parsed = MessageParser::default().parse(repaired.as_ref());
     let mut mail = match &parsed {
@@ -171,6 +199,7 @@ fn empty_mail() -> InboundMail {
         signals: Signals::default(),
         size: 0,
         sha256: String::new(),
+        parse_failure: None,
     }
 }
 
@@ -644,6 +673,18 @@ mod tests {
         assert_eq!(m.references, vec!["w@y", "x@y"]);
         assert_eq!(m.text.trim(), "Hello");
         assert_eq!(m.to[0].address, "support@example.com");
+    }
+
+    #[test]
+    fn a_panic_in_the_mime_parser_leaves_headers_and_text() {
+        let raw = b"From: a@example.com\r\nSubject: odd\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nodd body\r\n";
+        let m = guarded(raw, |_| panic!("cannot read this"));
+        assert_eq!(m.from.map(|f| f.address).as_deref(), Some("a@example.com"));
+        assert_eq!(m.subject.as_deref(), Some("odd"));
+        assert_eq!(m.text, "--b\r\nodd body");
+        let failure = m.parse_failure.expect("a failure");
+        assert!(failure.contains("cannot read this"), "{failure}");
+        assert!(parse(raw).parse_failure.is_none());
     }
 
     #[test]

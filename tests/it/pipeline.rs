@@ -21,6 +21,7 @@ on_both_backends!(
     automatic_mail_never_opens_or_reopens_a_ticket,
     copied_colleagues_become_participants,
     oversized_message_is_held_and_kept,
+    message_the_mime_parser_cannot_read_is_held_not_a_crash,
     audit_log_records_creation_status_and_holds,
     agent_reply_appends_and_sets_pending,
     recipient_address_routes_to_its_queue,
@@ -471,6 +472,37 @@ fn oversized_message_is_held_and_kept(backend: Backend) {
     let kept = env.run(&["held", "show", &id, "--raw"]);
     assert_eq!(kept.stdout, raw, "the raw message is kept byte for byte");
     assert!(env.ok(&["held", "release", &id]).contains("created ticket"));
+}
+
+/// A structure that trips an internal assertion of the MIME parser (found by
+/// fuzzing; it panics where debug assertions are on, as in these tests).
+const MIME_PARSER_ASSERTION: &[u8] = b"From: Jane Doe <jane@acme.example>\r\nTo: support@example.com\r\n\
+Subject: Broken forward\r\nMessage-ID: <broken@acme.example>\r\n\
+Content-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n--b1\r\nContent-Type: message/rfc822\r\n\r\n\
+--b1-nc\nContent-Type: message/rfc822\r\nne@a\xff\xff\xffy.\r\n\r\n--b1--e.\r\n me.\r\n\r\n--b1--\r\n";
+
+fn message_the_mime_parser_cannot_read_is_held_not_a_crash(backend: Backend) {
+    let env = Env::new(backend).with_acme();
+    let report = env.ingest(MIME_PARSER_ASSERTION);
+    if !cfg!(debug_assertions) {
+        // Without the assertion the parser reads it as best it can.
+        assert_eq!(outcome(&report), "created", "{report}");
+        return;
+    }
+    assert_eq!(outcome(&report), "held", "{report}");
+    let reason = report["reason"].as_str().unwrap_or("");
+    assert!(reason.contains("MIME structure"), "{report}");
+    let held = env.held();
+    assert_eq!(held[0]["reason_code"], "unprocessable");
+    assert_eq!(held[0]["sender"], "jane@acme.example");
+    assert_eq!(held[0]["subject"], "Broken forward");
+    let id = held[0]["id"].as_i64().expect("id").to_string();
+    assert!(env.ok(&["held", "release", &id]).contains("created ticket"));
+    let ticket = env.tickets()[0].clone();
+    assert_eq!(ticket["subject"], "Broken forward");
+    // The pipeline is still alive for the next message.
+    let next = env.ingest(&Msg::new(JANE, "Next", "next@acme.example").bytes());
+    assert_eq!(outcome(&next), "created", "{next}");
 }
 
 fn audit_log_records_creation_status_and_holds(backend: Backend) {
