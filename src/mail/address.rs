@@ -32,6 +32,19 @@ pub fn normalize(raw: &str) -> Option<String> {
     (valid_local && valid_domain).then_some(cleaned)
 }
 
+/// Splits `Jane Doe jane@example.com`, a display name written before a bare
+/// address without angle brackets, into the name and the address. Returns
+/// `None` unless the last word alone is a whole `local@domain` and no other
+/// word holds an `@` (so `jane @ example.com` stays one spaced-out address).
+pub fn split_bare_name(written: &str) -> Option<(&str, &str)> {
+    let written = written.trim();
+    let (name, last) = written.rsplit_once(char::is_whitespace)?;
+    let (local, domain) = last.split_once('@')?;
+    let name = name.trim();
+    (!local.is_empty() && !domain.is_empty() && !name.is_empty() && !name.contains('@'))
+        .then_some((name, last))
+}
+
 /// The domain of a normalized address (`""` when there is none).
 pub fn domain(address: &str) -> &str {
     address.rsplit_once('@').map(|(_, d)| d).unwrap_or("")
@@ -91,6 +104,22 @@ mod tests {
             normalize("jane @ example.com").as_deref(),
             Some("jane@example.com")
         );
+    }
+
+    #[test]
+    fn a_name_before_a_bare_address_is_split_off() {
+        assert_eq!(
+            split_bare_name("Test test@example.com"),
+            Some(("Test", "test@example.com"))
+        );
+        assert_eq!(
+            split_bare_name(" Jane  Doe\tjane@example.com "),
+            Some(("Jane  Doe", "jane@example.com"))
+        );
+        assert_eq!(split_bare_name("jane @ example.com"), None);
+        assert_eq!(split_bare_name("jane@ example.com"), None);
+        assert_eq!(split_bare_name("a@b.example c@d.example"), None);
+        assert_eq!(split_bare_name("jane@example.com"), None);
     }
 
     #[test]

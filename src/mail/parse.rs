@@ -252,15 +252,22 @@ fn from_message(message: &Message<'_>) -> InboundMail {
 }
 
 fn to_mailbox(addr: &Addr<'_>) -> Option<Mailbox> {
+    // `From: Jane jane@example.com` (no angle brackets) comes as one address.
+    let bare = match (addr.name(), addr.address()) {
+        (None, Some(written)) => address::split_bare_name(written),
+        _ => None,
+    };
+    let written = bare.map(|(_, a)| a).or(addr.address());
     // `From: "jane@example.com"` puts the address where the name goes.
-    let address = addr.address().and_then(address::normalize).or_else(|| {
+    let address = written.and_then(address::normalize).or_else(|| {
         addr.name()
             .map(str::trim)
             .filter(|n| !n.contains(char::is_whitespace))
             .and_then(address::normalize)
     })?;
-    let name = addr
-        .name()
+    let name = bare
+        .map(|(n, _)| n)
+        .or(addr.name())
         .and_then(|n| address::clean_display_name(n, Some(&address)));
     Some(Mailbox { address, name })
 }
@@ -685,6 +692,16 @@ mod tests {
         let failure = m.parse_failure.expect("a failure");
         assert!(failure.contains("cannot read this"), "{failure}");
         assert!(parse(raw).parse_failure.is_none());
+    }
+
+    #[test]
+    fn a_name_written_before_a_bare_address_is_the_display_name() {
+        let m = parse(b"From: Test test@example.com\r\nSubject: s\r\n\r\nbody\r\n");
+        let from = m.from.expect("a sender");
+        assert_eq!(from.address, "test@example.com");
+        assert_eq!(from.name.as_deref(), Some("Test"));
+        let spaced = parse(b"From: jane @ example.com\r\n\r\nbody\r\n");
+        assert_eq!(spaced.from.expect("a sender").address, "jane@example.com");
     }
 
     #[test]
