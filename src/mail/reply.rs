@@ -59,6 +59,7 @@ fn visible_lines<'a>(lines: &[&'a str], out: &mut Vec<&'a str>, answering: bool)
             }
             Some(Mark::Cut) => return,
             Some(Mark::Attribution { end }) => {
+                out.extend(glued_reply(lines[i]));
                 let after = skip_blank(lines, end + 1);
                 if after < lines.len() && is_quote(lines[after]) {
                     let quoted_end = skip_blank(lines, quote_block_end(lines, after));
@@ -263,6 +264,14 @@ static DATED_ATTRIBUTION: LazyLock<Regex> = LazyLock::new(|| {
 static GLUED_ATTRIBUTION: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"(?i)-{2,}\s*on\s.*\bwrote:\s*$").expect("valid regex"));
 
+/// The sender's text on the line of a glued attribution, before its dashes.
+fn glued_reply(line: &str) -> Option<&str> {
+    let found = GLUED_ATTRIBUTION.find(line)?;
+    let before = line[..found.start()].trim_end();
+    let text = before.trim();
+    (!text.is_empty() && !ATTRIBUTION_OPENING.is_match(text)).then_some(before)
+}
+
 /// The last index of an attribution starting at `i`, if there is one.
 fn attribution_at(lines: &[&str], i: usize) -> Option<usize> {
     let line = lines[i].trim().trim_matches(|c| c == '-' || c == ' ');
@@ -428,6 +437,17 @@ mod tests {
         assert_eq!(visible_reply(original), "Done.");
         let german = "Erledigt.\n\nVon: Support <support@example.com>\nGesendet: Montag, 23. November 2026 10:00\nAn: Jane\nBetreff: AW: Drucker\n";
         assert_eq!(visible_reply(german), "Erledigt.");
+    }
+
+    #[test]
+    fn text_glued_to_an_attribution_is_kept() {
+        let text =
+            "reply\nbla-bla - bla--- On Wed, Apr 4, 2012 at 3:59 PM, me@domain.com wrote:\n> Hi";
+        assert_eq!(visible_reply(text), "reply\nbla-bla - bla");
+        let alone = "reply\n--- On Wed, Apr 4, 2012 at 3:59 PM, me@domain.com wrote:\n> Hi";
+        assert_eq!(visible_reply(alone), "reply");
+        let inside = "reply\nOn Wed, Apr 4, 2012, Jane -- on behalf of me@domain.com wrote:\n> Hi";
+        assert_eq!(visible_reply(inside), "reply");
     }
 
     #[test]
