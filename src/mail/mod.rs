@@ -9,4 +9,12 @@ pub mod repair;
 pub mod reply;
 
 pub use classify::Classification;
+
+/// The charset that `bytes` most likely are in, for text whose label is
+/// missing, unknown or wrong.
+pub(crate) fn guess_encoding(bytes: &[u8]) -> &'static encoding_rs::Encoding {
+    let mut detector = chardetng::EncodingDetector::new();
+    detector.feed(bytes, true);
+    detector.guess(None, true)
+}
 pub use parse::{Attachment, InboundMail, Mailbox, parse};

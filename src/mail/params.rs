@@ -20,7 +20,6 @@ struct Segment {
 /// `Content-Disposition:`), decoded; `None` when the parameter has no extended form.
 pub fn extended_param(raw_value: &[u8], name: &str) -> Option<String> {
     let mut segments: Vec<Segment> = Vec::new();
-    let mut has_extended = false;
     for (key, value) in items(raw_value) {
         let Some(rest) = strip_prefix_ignore_case(&key, name) else {
             continue;
@@ -28,7 +27,6 @@ pub fn extended_param(raw_value: &[u8], name: &str) -> Option<String> {
         let Some(rest) = rest.strip_prefix('*') else {
             continue; // the plain form, or another parameter sharing the prefix
         };
-        has_extended = true;
         let (index, encoded) = match rest {
             "" => (0, true),
             _ => {
@@ -51,7 +49,7 @@ pub fn extended_param(raw_value: &[u8], name: &str) -> Option<String> {
             value,
         });
     }
-    if !has_extended || segments.is_empty() {
+    if segments.is_empty() {
         return None;
     }
     segments.sort_by_key(|s| s.index);
@@ -71,7 +69,7 @@ pub fn extended_param(raw_value: &[u8], name: &str) -> Option<String> {
             }
         }
         if segment.encoded {
-            bytes.extend(percent_decode(value));
+            bytes.extend(percent_encoding::percent_decode(value));
         } else {
             bytes.extend_from_slice(value);
         }
@@ -92,10 +90,7 @@ fn decode<'a>(bytes: &'a [u8], charset: Option<&str>) -> Cow<'a, str> {
     match std::str::from_utf8(bytes) {
         Ok(text) => Cow::Borrowed(text),
         Err(_) => {
-            let mut detector = chardetng::EncodingDetector::new();
-            detector.feed(bytes, true);
-            detector
-                .guess(None, true)
+            super::guess_encoding(bytes)
                 .decode_without_bom_handling(bytes)
                 .0
         }
@@ -106,27 +101,6 @@ fn strip_prefix_ignore_case<'a>(key: &'a str, prefix: &str) -> Option<&'a str> {
     let head = key.get(..prefix.len())?;
     head.eq_ignore_ascii_case(prefix)
         .then(|| &key[prefix.len()..])
-}
-
-/// `%XX` escapes decoded; a stray `%` is kept as it is.
-fn percent_decode(value: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(value.len());
-    let mut i = 0;
-    while i < value.len() {
-        if value[i] == b'%'
-            && let Some(byte) = value
-                .get(i + 1..i + 3)
-                .and_then(|hex| std::str::from_utf8(hex).ok())
-                .and_then(|hex| u8::from_str_radix(hex, 16).ok())
-        {
-            out.push(byte);
-            i += 3;
-            continue;
-        }
-        out.push(value[i]);
-        i += 1;
-    }
-    out
 }
 
 /// The `key=value` items after the first `;` of a header value, folding and

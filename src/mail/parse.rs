@@ -387,9 +387,7 @@ fn part_text<'a>(message: &'a Message<'_>, part: &'a MessagePart<'_>) -> Cow<'a,
     if std::str::from_utf8(&bytes).is_ok() {
         return Cow::Borrowed(text);
     }
-    let mut detector = chardetng::EncodingDetector::new();
-    detector.feed(&bytes, true);
-    let encoding = detector.guess(None, true);
+    let encoding = super::guess_encoding(&bytes);
     Cow::Owned(encoding.decode_without_bom_handling(&bytes).0.into_owned())
 }
 

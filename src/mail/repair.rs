@@ -302,9 +302,7 @@ fn legacy_header_encoding(
             return encoding;
         }
     }
-    let mut detector = chardetng::EncodingDetector::new();
-    detector.feed(&sample, true);
-    detector.guess(None, true)
+    super::guess_encoding(&sample)
 }
 
 /// An RFC 2047 encoded word: charset, encoding (B or Q), payload.
@@ -379,11 +377,11 @@ fn word_bytes(encoding: &str, payload: &str) -> Vec<u8> {
     while i < bytes.len() {
         match bytes[i] {
             b'_' => out.push(b' '),
-            b'=' => match bytes
-                .get(i + 1..i + 3)
-                .and_then(|hex| std::str::from_utf8(hex).ok())
-                .and_then(|hex| u8::from_str_radix(hex, 16).ok())
-            {
+            b'=' => match bytes.get(i + 1..i + 3).and_then(|hex| {
+                mail_parser::decoders::quoted_printable::quoted_printable_decode_char(
+                    hex[0], hex[1],
+                )
+            }) {
                 Some(b) => {
                     out.push(b);
                     i += 2;

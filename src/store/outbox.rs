@@ -209,7 +209,6 @@ pub async fn retry(conn: &mut Conn, id: i64, now: i64) -> Result<bool, StoreErro
     Ok(done.rows_affected() > 0)
 }
 
-/// Automatic mails to `recipient` created since `since`, for the rate limit.
 /// What the loop rules need to know of an address: whether mail to it
 /// bounced, and how many automatic mails it was sent since a time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -218,6 +217,8 @@ pub struct AutomaticHistory {
     pub sent_since: i64,
 }
 
+/// Whether mail to `recipient` bounced, and the automatic mails to it created
+/// since `since` (for the rate limit), in one query.
 pub async fn automatic_history(
     conn: &mut Conn,
     recipient: &str,
