@@ -45,6 +45,7 @@ fn deliver_all(runtime: &tokio::runtime::Runtime, server: &smtp::SmtpServer) -> 
         oauth_token_command: None,
         ca_file: None,
         timeout_secs: 10,
+        helo_name: None,
     });
     let settings = Arc::new(settings);
     runtime.block_on(async {
@@ -92,13 +93,14 @@ fn deliver_all(runtime: &tokio::runtime::Runtime, server: &smtp::SmtpServer) -> 
         }
         tx.commit().await.expect("commit");
         let smtp_settings = settings.smtp.clone().expect("smtp");
-        let sender = OutboxSender {
-            store: store.clone(),
-            transport: Transport::Smtp(Box::new(SmtpTransport::new(smtp_settings))),
-            settings: settings.outbox.clone(),
-            wake: Arc::new(tokio::sync::Notify::new()),
-            shutdown: tokio_util::sync::CancellationToken::new(),
-        };
+        let sender = OutboxSender::new(
+            store.clone(),
+            Transport::Smtp(Box::new(SmtpTransport::new(smtp_settings))),
+            settings.outbox.clone(),
+            b"bench bounce key".to_vec(),
+            Arc::new(tokio::sync::Notify::new()),
+            tokio_util::sync::CancellationToken::new(),
+        );
         let start = Instant::now();
         let mut sent = 0;
         while sent < MESSAGES {

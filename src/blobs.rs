@@ -3,9 +3,13 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
+use crate::store::durable::Durability;
+
 #[derive(Debug, Clone)]
 pub struct BlobStore {
     dir: PathBuf,
+    /// Where new files are recorded so the next sync makes them durable.
+    durability: Option<Durability>,
 }
 
 impl BlobStore {
@@ -13,7 +17,15 @@ impl BlobStore {
     pub fn new(data_dir: &Path) -> BlobStore {
         BlobStore {
             dir: data_dir.join("attachments"),
+            durability: None,
         }
+    }
+
+    /// Records every file it writes (and the directories that name it) into
+    /// `durability`, to be synced before the message is acknowledged.
+    pub fn recording_into(mut self, durability: Durability) -> BlobStore {
+        self.durability = Some(durability);
+        self
     }
 
     pub fn path(&self, sha256: &str) -> PathBuf {
@@ -29,16 +41,29 @@ impl BlobStore {
             return Ok(());
         }
         let parent = path.parent().unwrap_or(&self.dir);
-        tokio::fs::create_dir_all(parent).await.map_err(|e| {
-            io::Error::new(e.kind(), format!("cannot create {}: {e}", parent.display()))
-        })?;
+        // Errors name the directory, not the file: a full disk is one error, not one per blob.
+        let failed = |e: io::Error| {
+            io::Error::new(
+                e.kind(),
+                format!("cannot write under {}: {e}", self.dir.display()),
+            )
+        };
+        tokio::fs::create_dir_all(parent).await.map_err(failed)?;
         let tmp = parent.join(format!(".{sha256}.{}.tmp", std::process::id()));
-        tokio::fs::write(&tmp, bytes).await.map_err(|e| {
-            io::Error::new(e.kind(), format!("cannot write {}: {e}", tmp.display()))
-        })?;
-        tokio::fs::rename(&tmp, &path)
-            .await
-            .map_err(|e| io::Error::new(e.kind(), format!("cannot store {}: {e}", path.display())))
+        if let Err(e) = tokio::fs::write(&tmp, bytes).await {
+            let _ = tokio::fs::remove_file(&tmp).await;
+            return Err(failed(e));
+        }
+        tokio::fs::rename(&tmp, &path).await.map_err(failed)?;
+        if let Some(durability) = &self.durability {
+            durability.wrote(path.clone());
+            durability.wrote(parent.to_path_buf());
+            durability.wrote(self.dir.clone());
+            if let Some(data_dir) = self.dir.parent() {
+                durability.wrote(data_dir.to_path_buf());
+            }
+        }
+        Ok(())
     }
 
     pub async fn get(&self, sha256: &str) -> io::Result<Vec<u8>> {

@@ -74,6 +74,8 @@ pub struct SmtpSettings {
     /// Seconds to wait for the server at each step.
     #[serde(default = "default_smtp_timeout")]
     pub timeout_secs: u64,
+    /// The name given in EHLO; default the host's fully qualified name.
+    pub helo_name: Option<String>,
 }
 
 fn default_smtp_timeout() -> u64 {
@@ -107,6 +109,8 @@ pub struct NotifySettings {
     pub templates_dir: Option<PathBuf>,
     pub reminder_after_hours: u64,
     pub notify_agents: bool,
+    /// Days an address stays flagged after a proven delivery failure.
+    pub bounce_flag_days: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -269,6 +273,9 @@ pub struct QueueSettings {
     pub allowed_roles: Vec<Role>,
     /// Display name on notifications from this queue; default the `[notify]` product name.
     pub from_name: Option<String>,
+    /// Envelope sender (return path) of this queue's notifications; default its first
+    /// address. Each notification goes out from `<local>+bounce-<id>-<key>@<domain>`.
+    pub envelope_sender: Option<String>,
 }
 
 fn default_allowed_roles() -> Vec<Role> {
@@ -365,12 +372,47 @@ impl Settings {
             )
             .build()
             .map_err(|e| ConfigError::Other(e.to_string()))?;
-        let settings: Settings = serde_path_to_error::deserialize(built).map_err(|e| {
+        let mut settings: Settings = serde_path_to_error::deserialize(built).map_err(|e| {
             let key = e.path().to_string();
             key_error(key, e.into_inner().to_string())
         })?;
         settings.validate()?;
+        settings.resolve_paths(&path_base(file)?);
         Ok(settings)
+    }
+
+    /// Makes every relative path absolute against `base`, so that the daemon,
+    /// the MTA's pipe and the CLI open the same files from any working directory.
+    pub fn resolve_paths(&mut self, base: &Path) {
+        let absolute = |path: &mut PathBuf| {
+            if path.is_relative() {
+                *path = base.join(&*path);
+            }
+        };
+        let optional = |path: &mut Option<PathBuf>| {
+            if let Some(path) = path
+                && path.is_relative()
+            {
+                *path = base.join(&*path);
+            }
+        };
+        self.store.url = resolve_sqlite_url(&self.store.url, base);
+        absolute(&mut self.data.dir);
+        absolute(&mut self.outbox.maildir);
+        optional(&mut self.notify.templates_dir);
+        for source in &mut self.maildir {
+            absolute(&mut source.path);
+        }
+        for source in &mut self.imap {
+            optional(&mut source.password_file);
+            optional(&mut source.oauth_token_file);
+            optional(&mut source.ca_file);
+        }
+        if let Some(smtp) = &mut self.smtp {
+            optional(&mut smtp.password_file);
+            optional(&mut smtp.oauth_token_file);
+            optional(&mut smtp.ca_file);
+        }
     }
 
     /// Checks what serde cannot: URLs, addresses, names that must refer to each other.
@@ -424,6 +466,14 @@ impl Settings {
                     ));
                 }
             }
+            if let Some(sender) = &queue.envelope_sender
+                && address::normalize(sender).is_none()
+            {
+                return Err(key_error(
+                    format!("queues[{i}].envelope_sender"),
+                    format!("`{sender}` is not an email address"),
+                ));
+            }
             if queue.allowed_roles.is_empty() {
                 return Err(key_error(
                     format!("queues[{i}].allowed_roles"),
@@ -462,6 +512,14 @@ impl Settings {
         if let Some(smtp) = &self.smtp {
             if smtp.host.trim().is_empty() {
                 return Err(key_error("smtp.host", "must not be empty"));
+            }
+            if let Some(name) = &smtp.helo_name
+                && address::normalize_domain(name).is_none()
+            {
+                return Err(key_error(
+                    "smtp.helo_name",
+                    format!("`{name}` is not a fully qualified host name"),
+                ));
             }
             match smtp.auth {
                 AuthMethod::Xoauth2 => {
@@ -578,6 +636,50 @@ impl Settings {
         toml::to_string_pretty(&value)
             .unwrap_or_else(|e| format!("# cannot display settings: {e}\n"))
     }
+}
+
+/// The directory relative paths resolve against: the configuration file's
+/// own (as docker compose does), else the working directory.
+fn path_base(file: Option<&Path>) -> Result<PathBuf, ConfigError> {
+    let cwd = std::env::current_dir()
+        .map_err(|e| ConfigError::Other(format!("cannot read the working directory: {e}")))?;
+    Ok(match file.and_then(Path::parent) {
+        Some(dir) if !dir.as_os_str().is_empty() => cwd.join(dir),
+        _ => cwd,
+    })
+}
+
+/// `sqlite://data/x.db?mode=rwc` → `sqlite:///base/data/x.db?mode=rwc`; other URLs,
+/// absolute paths and in-memory databases are returned as they are.
+fn resolve_sqlite_url(url: &str, base: &Path) -> String {
+    let trimmed = url.trim();
+    let Some(rest) = trimmed.strip_prefix("sqlite:") else {
+        return url.to_string();
+    };
+    let rest = rest.strip_prefix("//").unwrap_or(rest);
+    let (path, query) = match rest.split_once('?') {
+        Some((path, query)) => (path, Some(query)),
+        None => (rest, None),
+    };
+    let in_memory =
+        path.is_empty() || path == ":memory:" || query.is_some_and(|q| q.contains("mode=memory"));
+    if in_memory || Path::new(path).is_absolute() {
+        return url.to_string();
+    }
+    let absolute = base.join(path);
+    match query {
+        Some(query) => format!("sqlite://{}?{query}", absolute.display()),
+        None => format!("sqlite://{}", absolute.display()),
+    }
+}
+
+/// The SQLite database file a `store.url` names; `None` for PostgreSQL and in-memory databases.
+pub fn sqlite_file(url: &str) -> Option<PathBuf> {
+    let rest = url.trim().strip_prefix("sqlite:")?;
+    let rest = rest.strip_prefix("//").unwrap_or(rest);
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let in_memory = path.is_empty() || path == ":memory:" || query.contains("mode=memory");
+    (!in_memory).then(|| PathBuf::from(path))
 }
 
 /// Overlays `top` on `base`: tables merge key by key, anything else (arrays too) is replaced.
@@ -699,7 +801,8 @@ mod tests {
             ],
         )
         .expect("load");
-        assert_eq!(s.store.url, "sqlite://b.db");
+        assert!(s.store.url.starts_with("sqlite:///"), "{}", s.store.url);
+        assert!(s.store.url.ends_with("/b.db"), "{}", s.store.url);
         assert_eq!(s.tickets.unknown_sender, UnknownSenderPolicy::Hold);
     }
 
@@ -729,6 +832,74 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("tickets.default_queue"), "{err}");
+    }
+
+    #[test]
+    fn relative_paths_in_a_file_resolve_against_its_directory() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("ticketd.toml");
+        std::fs::write(
+            &path,
+            "[store]\nurl = \"sqlite://db/t.db?mode=rwc\"\n[[maildir]]\npath = \"inbox\"\n",
+        )
+        .expect("write");
+        let s = Settings::load_with_env(Some(&path), &[]).expect("load");
+        let base = dir.path();
+        assert_eq!(
+            s.store.url,
+            format!("sqlite://{}?mode=rwc", base.join("db/t.db").display())
+        );
+        assert_eq!(s.maildir[0].path, base.join("inbox"));
+        // Defaults the file does not override resolve there too.
+        assert_eq!(s.data.dir, base.join("data"));
+        assert_eq!(s.outbox.maildir, base.join("data/sent"));
+    }
+
+    #[test]
+    fn embedded_defaults_alone_resolve_against_the_working_directory() {
+        let s = Settings::load_with_env(None, &[]).expect("defaults");
+        let cwd = std::env::current_dir().expect("cwd");
+        assert_eq!(s.data.dir, cwd.join("data"));
+        assert_eq!(
+            s.store.url,
+            format!("sqlite://{}", cwd.join("data/ticketd.db").display())
+        );
+        assert_eq!(sqlite_file(&s.store.url), Some(cwd.join("data/ticketd.db")));
+    }
+
+    #[test]
+    fn absolute_paths_and_other_databases_are_left_alone() {
+        let base = Path::new("/etc/ticketd");
+        for url in [
+            "sqlite:///var/lib/ticketd/ticketd.db",
+            "sqlite::memory:",
+            "sqlite://:memory:",
+            "sqlite://x.db?mode=memory",
+            "postgres://u@h/db",
+        ] {
+            assert_eq!(resolve_sqlite_url(url, base), url);
+        }
+        assert_eq!(
+            resolve_sqlite_url("sqlite:t.db", base),
+            "sqlite:///etc/ticketd/t.db"
+        );
+        assert_eq!(sqlite_file("sqlite::memory:"), None);
+        assert_eq!(sqlite_file("postgres://u@h/db"), None);
+    }
+
+    #[test]
+    fn envelope_sender_and_helo_name_are_checked() {
+        let err = load_str(
+            "[[queues]]\nname = \"support\"\naddresses = [\"support@example.com\"]\nenvelope_sender = \"nope\"\n",
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("queues[0].envelope_sender"), "{err}");
+        let err = load_str("[smtp]\nhost = \"h\"\nhelo_name = \"vm\"\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("smtp.helo_name"), "{err}");
     }
 
     #[test]

@@ -20,7 +20,7 @@ use crate::outbound::Transport;
 use crate::outbound::maildir::MaildirTransport;
 use crate::outbound::sender::OutboxSender;
 use crate::outbound::smtp::SmtpTransport;
-use crate::store::{Store, queues};
+use crate::store::{Store, queues, secrets};
 
 /// How long sources get to finish the message in flight after a stop signal.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(8);
@@ -31,7 +31,8 @@ pub async fn run(settings: Arc<Settings>) -> anyhow::Result<()> {
     spawn_signal_listener(shutdown.clone())?;
 
     let wake_outbox = Arc::new(Notify::new());
-    let Some((worker, store)) = open_store(&settings, &shutdown, &wake_outbox).await else {
+    let Some((worker, store, bounce_key)) = open_store(&settings, &shutdown, &wake_outbox).await
+    else {
         info!("stopped before the store was reachable");
         return Ok(());
     };
@@ -62,21 +63,33 @@ pub async fn run(settings: Arc<Settings>) -> anyhow::Result<()> {
     }
     let transport = match &settings.smtp {
         Some(smtp) => {
-            info!(host = %smtp.host, port = smtp.port(), "notifications go out by SMTP");
-            Transport::Smtp(Box::new(SmtpTransport::new(smtp.clone())))
+            let transport = SmtpTransport::new(smtp.clone());
+            match transport.helo_name() {
+                Some(helo) => {
+                    info!(host = %smtp.host, port = smtp.port(), %helo, "notifications go out by SMTP")
+                }
+                None => warn!(
+                    host = %smtp.host,
+                    port = smtp.port(),
+                    "notifications go out by SMTP; this host has no fully qualified name, so it \
+                     greets with its IP address: set smtp.helo_name if the server refuses that"
+                ),
+            }
+            Transport::Smtp(Box::new(transport))
         }
         None => {
             info!(maildir = %settings.outbox.maildir.display(), "no [smtp] server: notifications are written to a Maildir");
             Transport::Maildir(MaildirTransport::new(settings.outbox.maildir.clone()))
         }
     };
-    let sender = OutboxSender {
-        store: store.clone(),
+    let sender = OutboxSender::new(
+        store.clone(),
         transport,
-        settings: settings.outbox.clone(),
-        wake: wake_outbox.clone(),
-        shutdown: shutdown.clone(),
-    };
+        settings.outbox.clone(),
+        bounce_key,
+        wake_outbox.clone(),
+        shutdown.clone(),
+    );
     let mut background = JoinSet::new();
     background.spawn(sender.run());
     match reminders(&settings, &store, &wake_outbox, &shutdown).await {
@@ -118,19 +131,21 @@ pub async fn run(settings: Arc<Settings>) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Opens the ingest worker and a store for the sources' cursors, retrying
-/// while the database is unreachable. `None` when stopped meanwhile.
+/// Opens the ingest worker, a store for the sources' cursors and the outbox,
+/// and reads the bounce key, retrying while the database is unreachable.
+/// `None` when stopped meanwhile.
 async fn open_store(
     settings: &Arc<Settings>,
     shutdown: &CancellationToken,
     committed: &Arc<Notify>,
-) -> Option<(IngestWorker, Store)> {
+) -> Option<(IngestWorker, Store, Vec<u8>)> {
     let mut delay = Duration::from_secs(1);
     loop {
         let attempt = async {
             let worker = IngestWorker::start(settings.clone(), Some(committed.clone())).await?;
             let store = Store::connect(&settings.store).await?;
-            Ok::<_, IngestError>((worker, store))
+            let key = secrets::bounce_key(&mut *store.conn().await?).await?;
+            Ok::<_, IngestError>((worker, store, key))
         };
         match attempt.await {
             Ok(opened) => return Some(opened),
@@ -156,7 +171,7 @@ async fn reminders(
 ) -> Result<Reminders, IngestError> {
     let queues = {
         let mut conn = store.conn().await?;
-        queues::sync(&mut conn, &settings.queues).await?
+        queues::load(&mut conn, &settings.queues).await?
     };
     Ok(Reminders {
         store: store.clone(),

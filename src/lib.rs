@@ -10,5 +10,6 @@ pub mod inbound;
 pub mod ingest;
 pub mod mail;
 pub mod notify;
+pub mod outage;
 pub mod outbound;
 pub mod store;

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::Args;
 use serde::Serialize;
 use ticketd::ingest::{IngestError, Pipeline, Report};
+use ticketd::store::Store;
 
 use super::{Ctx, exit};
 
@@ -26,14 +27,21 @@ struct Line<'a> {
     reason: Option<&'a str>,
 }
 
+/// Ingests every file. An MTA's pipe reads the exit code: 0 when every message
+/// is recorded and on disk, 65 for input that is no message at all (bounced),
+/// 75 for everything else (the MTA keeps the mail and tries again), 66 for a
+/// named file that cannot be read.
 pub async fn run(ctx: &Ctx, args: IngestArgs) -> ExitCode {
-    let store = match ctx.store().await {
+    let store = match Store::open(&ctx.settings.store).await {
         Ok(s) => s,
-        Err(code) => return code,
+        Err(e) => return defer(&format!("cannot open the store: {e}")),
     };
-    let pipeline = match super::pipeline(ctx, &store).await {
+    let pipeline = match Pipeline::new(store.clone(), ctx.settings.clone()).await {
         Ok(p) => p,
-        Err(code) => return code,
+        Err(e) => {
+            store.close().await;
+            return defer(&format!("cannot prepare the pipeline: {e}"));
+        }
     };
     let files = if args.files.is_empty() {
         vec![PathBuf::from("-")]
@@ -50,10 +58,23 @@ pub async fn run(ctx: &Ctx, args: IngestArgs) -> ExitCode {
         let code = ingest_one(&pipeline, file, &name, args.json).await;
         worst = worse(worst, code);
     }
+    // Exit 0 tells the MTA it may delete the mail: first make what was
+    // committed durable (closing the store would only checkpoint, and sync,
+    // when no other process has it open).
+    let synced = pipeline.durability().sync().await;
     // The pipeline holds a connection; the pool closes only once it is back.
     drop(pipeline);
     store.close().await;
+    if let Err(e) = synced {
+        return defer(&e.to_string());
+    }
     ExitCode::from(worst)
+}
+
+/// Exit 75 with a one-line reason, which the MTA logs and keeps the mail for.
+fn defer(reason: &str) -> ExitCode {
+    eprintln!("ticketd ingest: deferred: {}", super::one_line(reason));
+    ExitCode::from(exit::TEMP_FAIL)
 }
 
 async fn ingest_one(pipeline: &Pipeline, file: &std::path::Path, name: &str, json: bool) -> u8 {
@@ -61,7 +82,12 @@ async fn ingest_one(pipeline: &Pipeline, file: &std::path::Path, name: &str, jso
         Ok(raw) => raw,
         Err(e) => {
             print_error(json, name, &format!("cannot read: {e}"));
-            return exit::NO_INPUT;
+            // Standard input is the MTA's mail: keep it. A named file is the operator's.
+            return if name == "-" {
+                exit::TEMP_FAIL
+            } else {
+                exit::NO_INPUT
+            };
         }
     };
     let source = if name == "-" {
@@ -135,7 +161,7 @@ fn print_error(json: bool, name: &str, message: &str) {
         };
         println!("{}", serde_json::to_string(&line).unwrap_or_default());
     }
-    eprintln!("ticketd ingest: {name}: {message}");
+    eprintln!("ticketd ingest: {name}: {}", super::one_line(message));
 }
 
 #[cfg(test)]

@@ -1,10 +1,12 @@
 //! Command-line interface: one module per command group.
 
+mod address;
 mod admin;
 mod held;
 mod ingest;
 mod outbox;
 mod parse;
+mod service_user;
 mod template;
 mod ticket;
 
@@ -29,6 +31,8 @@ pub mod exit {
     pub const SOFTWARE: u8 = 70;
     /// The store is unavailable; try again later (EX_TEMPFAIL).
     pub const TEMP_FAIL: u8 = 75;
+    /// Not allowed to act on the store as this user (EX_NOPERM).
+    pub const NO_PERM: u8 = 77;
     /// The configuration is wrong (EX_CONFIG).
     pub const CONFIG: u8 = 78;
 }
@@ -70,8 +74,9 @@ pub enum Command {
     /// Turn messages into tickets: each FILE (or standard input) is one message.
     ///
     /// Made for an MTA's pipe transport: exits 0 when every message was
-    /// recorded (a held message counts), 75 when the store is unavailable (so
-    /// the MTA retries), 65 for input that is not a message at all.
+    /// recorded and synced to disk (a held message counts), 65 for input that
+    /// is not a message at all, and 75 for any other failure (configuration,
+    /// store, permissions, a bug), so the MTA keeps the mail and tries again.
     Ingest(ingest::IngestArgs),
     /// Show what the pipeline sees in a message, storing nothing.
     Parse(parse::ParseArgs),
@@ -93,6 +98,9 @@ pub enum Command {
     /// Notifications waiting to go out, sent or failed.
     #[command(subcommand)]
     Outbox(outbox::OutboxCommand),
+    /// Addresses flagged after a proven delivery failure: list and clear.
+    #[command(subcommand)]
+    Address(address::AddressCommand),
     /// Preview notification templates.
     #[command(subcommand)]
     Template(template::TemplateCommand),
@@ -177,12 +185,38 @@ pub fn run(cli: Cli) -> ExitCode {
     if let Command::Parse(args) = cli.command {
         return parse::run(args, config_file.as_deref());
     }
-    let settings = match load_settings(config_file.as_deref()) {
+    // An MTA bounces the customer's mail on any exit code but 0 and 75: in
+    // pipe mode every failure that is not the input's own fault is 75.
+    let pipe_mode = matches!(cli.command, Command::Ingest(_));
+    let failed = |code: u8| {
+        if pipe_mode {
+            ExitCode::from(exit::TEMP_FAIL)
+        } else {
+            ExitCode::from(code)
+        }
+    };
+    let settings = match load_settings(config_file.as_deref(), pipe_mode) {
         Ok(s) => Arc::new(s),
-        Err(code) => return code,
+        Err(code) => return failed(code),
     };
     if let Command::Config(ConfigCommand::Check) = cli.command {
         return config_check(&settings, config_file.as_deref());
+    }
+    let argv: Vec<String> = std::env::args().collect();
+    match service_user::become_store_owner(&settings, &argv) {
+        Ok(service_user::RunAs::Unchanged) => {}
+        Ok(service_user::RunAs::Switched { user, owner_of }) => {
+            if !pipe_mode {
+                eprintln!(
+                    "ticketd: running as {user}, the owner of {}",
+                    owner_of.display()
+                );
+            }
+        }
+        Err(e) => {
+            eprintln!("ticketd: refusing to run as root: {e}");
+            return failed(exit::NO_PERM);
+        }
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -192,31 +226,55 @@ pub fn run(cli: Cli) -> ExitCode {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("ticketd: cannot start the async runtime: {e}");
-            return ExitCode::from(exit::SOFTWARE);
+            return failed(exit::SOFTWARE);
         }
     };
     let ctx = Ctx { settings };
-    runtime.block_on(async move {
-        match cli.command {
-            Command::Ingest(args) => ingest::run(&ctx, args).await,
-            Command::Ticket(cmd) => ticket::run(&ctx, cmd).await,
-            Command::Org(cmd) => admin::run_org(&ctx, cmd).await,
-            Command::Contact(cmd) => admin::run_contact(&ctx, cmd).await,
-            Command::Agent(cmd) => admin::run_agent(&ctx, cmd).await,
-            Command::Held(cmd) => held::run(&ctx, cmd).await,
-            Command::Outbox(cmd) => outbox::run(&ctx, cmd).await,
-            Command::Template(cmd) => template::run(&ctx, cmd).await,
-            Command::Migrate => migrate(&ctx).await,
-            Command::Run => match ticketd::daemon::run(ctx.settings.clone()).await {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("ticketd run: {e:#}");
-                    ExitCode::from(exit::SOFTWARE)
-                }
-            },
-            Command::Parse(_) | Command::Config(_) => ExitCode::SUCCESS,
-        }
+    let dispatch = move || {
+        runtime.block_on(async move {
+            match cli.command {
+                Command::Ingest(args) => ingest::run(&ctx, args).await,
+                Command::Ticket(cmd) => ticket::run(&ctx, cmd).await,
+                Command::Org(cmd) => admin::run_org(&ctx, cmd).await,
+                Command::Contact(cmd) => admin::run_contact(&ctx, cmd).await,
+                Command::Agent(cmd) => admin::run_agent(&ctx, cmd).await,
+                Command::Held(cmd) => held::run(&ctx, cmd).await,
+                Command::Outbox(cmd) => outbox::run(&ctx, cmd).await,
+                Command::Address(cmd) => address::run(&ctx, cmd).await,
+                Command::Template(cmd) => template::run(&ctx, cmd).await,
+                Command::Migrate => migrate(&ctx).await,
+                Command::Run => match ticketd::daemon::run(ctx.settings.clone()).await {
+                    Ok(()) => ExitCode::SUCCESS,
+                    Err(e) => {
+                        eprintln!("ticketd run: {e:#}");
+                        ExitCode::from(exit::SOFTWARE)
+                    }
+                },
+                Command::Parse(_) | Command::Config(_) => ExitCode::SUCCESS,
+            }
+        })
+    };
+    if !pipe_mode {
+        return dispatch();
+    }
+    // A bug must not bounce mail either.
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(dispatch)).unwrap_or_else(|panic| {
+        let what = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        eprintln!(
+            "ticketd ingest: deferred: internal error: {}",
+            one_line(&what)
+        );
+        ExitCode::from(exit::TEMP_FAIL)
     })
+}
+
+/// `text` on one line (an MTA logs the first line of a failed command).
+pub fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// Logs go to standard error: readable text (colored on a terminal) or JSON
@@ -279,11 +337,16 @@ async fn migrate(ctx: &Ctx) -> ExitCode {
     }
 }
 
-/// Loads the settings, printing a clear error when they are wrong.
-pub fn load_settings(file: Option<&Path>) -> Result<Settings, ExitCode> {
+/// Loads the settings, printing a clear error (on one line in pipe mode) when
+/// they are wrong; the error is the exit code to use.
+pub fn load_settings(file: Option<&Path>, pipe_mode: bool) -> Result<Settings, u8> {
     Settings::load(file).map_err(|e| {
-        eprintln!("ticketd: {e}");
-        ExitCode::from(exit::CONFIG)
+        if pipe_mode {
+            eprintln!("ticketd ingest: deferred: {}", one_line(&e.to_string()));
+        } else {
+            eprintln!("ticketd: {e}");
+        }
+        exit::CONFIG
     })
 }
 

@@ -58,9 +58,9 @@ pub fn run(args: ParseArgs, config_file: Option<&std::path::Path>) -> ExitCode {
         );
         return ExitCode::from(super::exit::DATA_ERR);
     }
-    let settings = match super::load_settings(config_file) {
+    let settings = match super::load_settings(config_file, false) {
         Ok(s) => s,
-        Err(code) => return code,
+        Err(code) => return ExitCode::from(code),
     };
     let parsed = mail::parse(&raw);
     let classification = mail::classify::classify(&parsed, &settings.own_addresses());

@@ -44,7 +44,7 @@ pub async fn run(ctx: &Ctx, cmd: TemplateCommand) -> ExitCode {
         Ok(c) => c,
         Err(e) => return fail("cannot reach the store", &e),
     };
-    let queues = match queues::sync(&mut conn, &ctx.settings.queues).await {
+    let queues = match queues::load(&mut conn, &ctx.settings.queues).await {
         Ok(q) => q,
         Err(e) => return fail("cannot load the queues", &e),
     };

@@ -164,7 +164,7 @@ pub async fn run(ctx: &Ctx, cmd: TicketCommand) -> ExitCode {
             ExitCode::SUCCESS
         }
         TicketCommand::SetStatus { id, status } => {
-            let queues = match ticketd::store::queues::sync(&mut conn, &ctx.settings.queues).await {
+            let queues = match ticketd::store::queues::load(&mut conn, &ctx.settings.queues).await {
                 Ok(q) => q,
                 Err(e) => return fail("cannot load the queues", &e),
             };

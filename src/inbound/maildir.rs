@@ -5,11 +5,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
-use tracing::{Instrument, error, info, info_span, warn};
+use tracing::{Instrument, debug, error, info, info_span};
 
 use crate::config::{DaemonSettings, MaildirSettings};
+use crate::ingest::IngestError;
 use crate::ingest::worker::IngestWorker;
-use crate::ingest::{IngestError, Report};
+use crate::outage::Outage;
 
 pub struct MaildirSource {
     pub settings: MaildirSettings,
@@ -23,19 +24,18 @@ impl MaildirSource {
         let span = info_span!("maildir", path = %self.settings.path.display());
         async {
             let poll = Duration::from_millis(self.daemon.maildir_poll_millis.max(10));
-            let mut failures: u32 = 0;
+            let mut outage = Outage::default();
             while !self.shutdown.is_cancelled() {
                 let delay = match self.scan().await {
                     Ok(()) => {
-                        failures = 0;
+                        outage.recovered();
                         poll
                     }
                     Err(e) => {
-                        failures = failures.saturating_add(1);
                         let wait = poll
-                            .saturating_mul(2u32.saturating_pow(failures.min(10)))
+                            .saturating_mul(2u32.saturating_pow(outage.failures().min(10) + 1))
                             .min(Duration::from_secs(self.daemon.reconnect_max_secs.max(1)));
-                        warn!(error = %e, "retrying in {:.1} s", wait.as_secs_f64());
+                        outage.failed(&e, wait);
                         wait
                     }
                 };
@@ -86,51 +86,77 @@ impl MaildirSource {
         Ok(())
     }
 
+    /// Ingests a batch, makes what it committed durable, then moves those files to
+    /// `cur/`. When the sync fails nothing moves; files that failed stay in `new/`.
     async fn process_batch(&self, names: &[String]) -> Result<(), String> {
-        let source = format!("maildir:{}", self.settings.path.display());
-        let queue = self.settings.queue.as_deref();
         let results = futures::future::join_all(names.iter().map(|name| {
-            let source = &source;
-            async move {
-                let path = self.dir("new").join(name);
-                let raw = match tokio::fs::read(&path).await {
-                    Ok(raw) => raw,
-                    // Taken by someone else meanwhile: nothing to do.
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-                    Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
-                };
-                let result = match self.worker.ingest(raw.clone(), source, queue).await {
-                    Err(e) if !e.is_transient() => {
-                        error!(file = %name, error = %e, "cannot process; keeping it as a held message");
-                        self.worker.hold_unprocessable(raw, source, queue, &e.to_string()).await
-                    }
-                    other => other,
-                };
-                finish(&self.settings.path, name, result).await
-            }
-            .instrument(info_span!("file", name = %name))
+            self.ingest_file(name)
+                .instrument(info_span!("file", name = %name))
         }))
         .await;
-        for result in results {
-            result?;
+        let mut committed = Vec::new();
+        let mut failure = None;
+        for (name, result) in names.iter().zip(results) {
+            match result {
+                Ok(true) => committed.push(name),
+                Ok(false) => {}
+                Err(e) => {
+                    failure.get_or_insert(e);
+                }
+            }
         }
-        Ok(())
+        if !committed.is_empty() {
+            self.worker
+                .sync()
+                .await
+                .map_err(|e| format!("messages stay in new/: {e}"))?;
+            for name in committed {
+                acknowledge(&self.settings.path, name).await?;
+            }
+        }
+        match failure {
+            Some(e) => Err(format!("messages stay in new/: {e}")),
+            None => Ok(()),
+        }
+    }
+
+    /// Reads and ingests one file. `Ok(false)` when another reader took it meanwhile.
+    async fn ingest_file(&self, name: &str) -> Result<bool, IngestError> {
+        let source = format!("maildir:{}", self.settings.path.display());
+        let queue = self.settings.queue.as_deref();
+        let path = self.dir("new").join(name);
+        let raw = match tokio::fs::read(&path).await {
+            Ok(raw) => raw,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(IngestError::Files(e)),
+        };
+        match self.worker.ingest(raw.clone(), &source, queue).await {
+            Ok(_) => Ok(true),
+            Err(e) if !e.is_transient() => {
+                error!(file = %name, error = %e, "cannot process; keeping it as a held message");
+                self.worker
+                    .hold_unprocessable(raw, &source, queue, &e.to_string())
+                    .await
+                    .map(|_| true)
+            }
+            Err(e) => Err(e),
+        }
     }
 }
 
-/// Moves a committed message to `cur/` (flagged seen); leaves it in `new/` when it was not committed.
-async fn finish(
-    maildir: &Path,
-    name: &str,
-    result: Result<Report, IngestError>,
-) -> Result<Option<Report>, String> {
-    let report = result.map_err(|e| format!("{name} stays in new/ for the next attempt: {e}"))?;
+/// Moves a committed (and synced) message to `cur/`, flagged seen. A file that
+/// is gone was taken by another reader of this Maildir: nothing to do.
+async fn acknowledge(maildir: &Path, name: &str) -> Result<(), String> {
     let from = maildir.join("new").join(name);
     let to = maildir.join("cur").join(seen_name(name));
-    tokio::fs::rename(&from, &to)
-        .await
-        .map_err(|e| format!("cannot move {} to cur/: {e}", from.display()))?;
-    Ok(Some(report))
+    match tokio::fs::rename(&from, &to).await {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            debug!(file = %name, "already moved by another reader");
+            Ok(())
+        }
+        Err(e) => Err(format!("cannot move {} to cur/: {e}", from.display())),
+    }
 }
 
 /// The Maildir name of a message once seen: `<name>:2,S` (keeping flags it had).

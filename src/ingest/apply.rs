@@ -36,7 +36,16 @@ pub async fn apply(
     input: &Input<'_>,
 ) -> Result<Report, IngestError> {
     match decision {
-        Decision::Hold { code, reason } => hold(conn, code.as_str(), reason, input).await,
+        Decision::Hold {
+            code,
+            reason,
+            bounced,
+            bounce_outbox_id,
+        } => {
+            let report = hold(conn, code.as_str(), reason, input).await?;
+            flag_bounced(conn, bounced, *bounce_outbox_id, None, input.now).await?;
+            Ok(report)
+        }
         Decision::Create {
             author,
             organization_id,
@@ -130,6 +139,7 @@ pub async fn apply(
             ticket_id,
             author,
             bounced,
+            bounce_outbox_id,
         } => {
             let author_id = match author {
                 Some(Author::Agent { id, .. } | Author::Contact { id, .. }) => Some(*id),
@@ -141,22 +151,14 @@ pub async fn apply(
                 None => "unknown",
             };
             insert_message(conn, *ticket_id, kind, author_id, input).await?;
-            for address in bounced {
-                let reason = format!("delivery failed (report on ticket #{ticket_id})");
-                outbox::flag_bounced(conn, address, &reason, None, input.now).await?;
-                events::record(
-                    conn,
-                    &Event {
-                        ticket_id: Some(*ticket_id),
-                        actor: PIPELINE,
-                        action: "address_bounced",
-                        new_value: Some(address),
-                        ..Event::default()
-                    },
-                    input.now,
-                )
-                .await?;
-            }
+            flag_bounced(
+                conn,
+                bounced,
+                *bounce_outbox_id,
+                Some(*ticket_id),
+                input.now,
+            )
+            .await?;
             finish_release(conn, input, *ticket_id).await?;
             let reason = format!(
                 "{} recorded on ticket #{ticket_id}; it changes nothing",
@@ -218,6 +220,39 @@ async fn hold(
     let mut report = Report::new(Outcome::Held, None, Some(reason.to_string()));
     report.held_id = Some(held_id);
     Ok(report)
+}
+
+/// Flags the addresses a proven delivery report names, each with an audit event.
+async fn flag_bounced(
+    conn: &mut Conn,
+    addresses: &[String],
+    outbox_id: Option<i64>,
+    ticket_id: Option<i64>,
+    now: i64,
+) -> Result<(), IngestError> {
+    for address in addresses {
+        let reason = match (outbox_id, ticket_id) {
+            (Some(id), Some(ticket)) => {
+                format!("delivery of notification {id} failed (report on ticket #{ticket})")
+            }
+            (Some(id), None) => format!("delivery of notification {id} failed"),
+            (None, _) => "delivery failed".to_string(),
+        };
+        outbox::flag_bounced(conn, address, &reason, outbox_id, now).await?;
+        events::record(
+            conn,
+            &Event {
+                ticket_id,
+                actor: PIPELINE,
+                action: "address_bounced",
+                new_value: Some(address),
+                ..Event::default()
+            },
+            now,
+        )
+        .await?;
+    }
+    Ok(())
 }
 
 /// The author's row id and address, creating the contact when it is new.

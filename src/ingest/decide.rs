@@ -74,11 +74,15 @@ pub struct Context<'a> {
     pub parse_failure: Option<&'a str>,
 }
 
-/// A notification of ours that a delivery report says failed or was delayed.
+/// A notification of ours that a delivery report is about (see [`super::bounce`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BouncedMail {
-    pub ticket_id: i64,
-    /// The addresses delivery failed for (empty when the report only says "delayed").
+    /// The ticket it was about; `None` for a notice about a held message.
+    pub ticket_id: Option<i64>,
+    /// Set when the report proved itself by reaching this notification's return path.
+    pub outbox_id: Option<i64>,
+    /// The addresses the report proves undeliverable: empty when it proves
+    /// nothing, only reports a delay, or concerns an agent.
     pub failed_recipients: Vec<String>,
 }
 
@@ -150,6 +154,9 @@ pub enum Decision {
     Hold {
         code: HoldCode,
         reason: String,
+        /// Addresses to flag: a proven delivery report about a notice that has no ticket.
+        bounced: Vec<String>,
+        bounce_outbox_id: Option<i64>,
     },
     Create {
         author: Author,
@@ -170,6 +177,8 @@ pub enum Decision {
         ticket_id: i64,
         author: Option<Author>,
         bounced: Vec<String>,
+        /// The notification a proven delivery report is about.
+        bounce_outbox_id: Option<i64>,
     },
 }
 
@@ -177,6 +186,8 @@ fn hold(code: HoldCode, reason: impl Into<String>) -> Decision {
     Decision::Hold {
         code,
         reason: reason.into(),
+        bounced: Vec::new(),
+        bounce_outbox_id: None,
     }
 }
 
@@ -200,10 +211,22 @@ pub fn decide(ctx: &Context<'_>) -> Decision {
     }
     if ctx.classification != Classification::Normal {
         if let (Classification::Bounce, Some(ours)) = (ctx.classification, ctx.bounce_of) {
-            return Decision::Record {
-                ticket_id: ours.ticket_id,
-                author: None,
-                bounced: ours.failed_recipients.clone(),
+            return match ours.ticket_id {
+                Some(ticket_id) => Decision::Record {
+                    ticket_id,
+                    author: None,
+                    bounced: ours.failed_recipients.clone(),
+                    bounce_outbox_id: ours.outbox_id,
+                },
+                None => Decision::Hold {
+                    code: HoldCode::Bounce,
+                    reason: format!(
+                        "{} about a notice of ours that belongs to no ticket",
+                        ctx.classification.describe()
+                    ),
+                    bounced: ours.failed_recipients.clone(),
+                    bounce_outbox_id: ours.outbox_id,
+                },
             };
         }
         return match first_permitted(ctx) {
@@ -211,6 +234,7 @@ pub fn decide(ctx: &Context<'_>) -> Decision {
                 ticket_id: c.ticket_id,
                 author: known_author(ctx.sender),
                 bounced: Vec::new(),
+                bounce_outbox_id: None,
             },
             None => hold(
                 HoldCode::for_classification(ctx.classification),
@@ -698,7 +722,8 @@ mod tests {
             }
         ));
         case.bounce_of = Some(BouncedMail {
-            ticket_id: 7,
+            ticket_id: Some(7),
+            outbox_id: Some(42),
             failed_recipients: vec!["gone@customer.example".into()],
         });
         assert_eq!(
@@ -706,9 +731,21 @@ mod tests {
             Decision::Record {
                 ticket_id: 7,
                 author: None,
-                bounced: vec!["gone@customer.example".into()]
+                bounced: vec!["gone@customer.example".into()],
+                bounce_outbox_id: Some(42),
             }
         );
+        // A proven report about a held-message notice flags, and the report is held.
+        case.bounce_of = Some(BouncedMail {
+            ticket_id: None,
+            outbox_id: Some(43),
+            failed_recipients: vec!["victim@other.example".into()],
+        });
+        assert!(matches!(
+            case.decide(),
+            Decision::Hold { code: HoldCode::Bounce, ref bounced, bounce_outbox_id: Some(43), .. }
+                if bounced == &["victim@other.example".to_string()]
+        ));
     }
 
     #[test]

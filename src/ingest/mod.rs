@@ -2,6 +2,7 @@
 //! in one transaction per message.
 
 pub mod apply;
+pub mod bounce;
 pub mod decide;
 pub mod identify;
 pub mod route;
@@ -24,7 +25,8 @@ use sqlx::Any;
 use sqlx::pool::PoolConnection;
 
 use crate::notify::Notifier;
-use crate::store::{Conn, Store, StoreError, checkpoint, now, outbox, tickets};
+use crate::store::durable::Durability;
+use crate::store::{Conn, Store, StoreError, checkpoint, now, secrets, tickets};
 use decide::{Candidate, Context, Sender};
 use thread::SubjectTag;
 
@@ -119,6 +121,10 @@ pub struct Pipeline {
     tag: SubjectTag,
     blobs: BlobStore,
     notifier: Notifier,
+    /// Signs and checks the return paths of our notifications (see [`bounce`]).
+    bounce_key: Vec<u8>,
+    /// Counts commits and written files for the sources' sync before acknowledging.
+    durability: Durability,
     /// The connection this pipeline writes through. Keeping one (rather than
     /// taking any from the pool) keeps SQLite's page cache warm between
     /// messages; it is dropped after a transient error and opened anew.
@@ -126,13 +132,19 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
-    /// Syncs the configured queues into the store, loads the notification
-    /// templates and prepares the pipeline.
+    /// Loads the configured queues (writing them only when the configuration
+    /// changed), the bounce key and the notification templates. Reads only, so
+    /// a message waits for the store's write lock in its own transaction alone.
     pub async fn new(store: Store, settings: Arc<Settings>) -> Result<Pipeline, IngestError> {
-        let queues = {
+        let (queues, bounce_key) = {
             let mut conn = store.conn().await?;
-            queues::sync(&mut conn, &settings.queues).await?
+            let queues = queues::load(&mut conn, &settings.queues).await?;
+            (queues, secrets::bounce_key(&mut conn).await?)
         };
+        if let Some(warning) = store.durability_warning().await? {
+            tracing::warn!("{warning}");
+        }
+        let durability = Durability::for_store_url(&settings.store.url);
         let default_queue = queues
             .iter()
             .position(|q| q.name == settings.tickets.default_queue)
@@ -142,7 +154,9 @@ impl Pipeline {
             notifier,
             own_addresses: settings.own_addresses(),
             tag: SubjectTag::new(&settings.tickets.tag),
-            blobs: BlobStore::new(&settings.data.dir),
+            blobs: BlobStore::new(&settings.data.dir).recording_into(durability.clone()),
+            bounce_key,
+            durability,
             store,
             settings,
             queues,
@@ -153,6 +167,11 @@ impl Pipeline {
 
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// What a source syncs before it acknowledges messages this pipeline committed.
+    pub fn durability(&self) -> &Durability {
+        &self.durability
     }
 
     pub fn tag(&self) -> &SubjectTag {
@@ -255,11 +274,16 @@ impl Pipeline {
         })
     }
 
-    /// This pipeline's connection, opened when there is none.
+    /// This pipeline's connection, opened when there is none (or anew after a failed sync).
     async fn checkout(
         &self,
         slot: &mut Option<PoolConnection<Any>>,
     ) -> Result<PoolConnection<Any>, IngestError> {
+        if self.durability.take_reopen()
+            && let Some(mut conn) = slot.take()
+        {
+            conn.close_on_drop();
+        }
         match slot.take() {
             Some(conn) => Ok(conn),
             None => Ok(self.store.conn().await?),
@@ -305,6 +329,7 @@ impl Pipeline {
         }
         let report = self.decide_and_apply(&mut tx, mail, None, forced).await?;
         tx.commit().await.map_err(StoreError::from)?;
+        self.durability.committed();
         Ok(report)
     }
 
@@ -376,6 +401,8 @@ impl Pipeline {
         let decision = decide::Decision::Hold {
             code: decide::HoldCode::Unprocessable,
             reason: format!("cannot be processed: {reason}"),
+            bounced: Vec::new(),
+            bounce_outbox_id: None,
         };
         let input = apply::Input {
             mail,
@@ -390,6 +417,7 @@ impl Pipeline {
         };
         let report = apply::apply(&mut tx, &decision, &input).await?;
         tx.commit().await.map_err(StoreError::from)?;
+        self.durability.committed();
         Ok(report)
     }
 
@@ -416,6 +444,7 @@ impl Pipeline {
             .decide_and_apply(&mut tx, &mail, Some(held_id), held_queue)
             .await?;
         tx.commit().await.map_err(StoreError::from)?;
+        self.durability.committed();
         Ok(report)
     }
 
@@ -441,7 +470,7 @@ impl Pipeline {
             Vec::new()
         };
         let bounce_of = if classification == Classification::Bounce {
-            self.bounce_of(conn, mail).await?
+            bounce::find(conn, mail, &self.bounce_key).await?
         } else {
             None
         };
@@ -473,36 +502,6 @@ impl Pipeline {
             now: now(),
         };
         apply::apply(conn, &decision, &input).await
-    }
-
-    /// The notification of ours a delivery report is about, if we sent it.
-    async fn bounce_of(
-        &self,
-        conn: &mut Conn,
-        mail: &InboundMail,
-    ) -> Result<Option<decide::BouncedMail>, StoreError> {
-        let report = &mail.signals.delivery_report;
-        let ids = report
-            .message_ids
-            .iter()
-            .chain(mail.in_reply_to.iter())
-            .chain(mail.references.iter());
-        for id in ids {
-            if let Some((_, Some(ticket_id), recipient)) = outbox::by_message_id(conn, id).await? {
-                // Only a failure stops our mail; a delay report is just recorded.
-                let failed = matches!(report.action.as_deref(), None | Some("failed"));
-                let failed_recipients = match (failed, report.recipients.is_empty()) {
-                    (false, _) => Vec::new(),
-                    (true, true) => vec![recipient],
-                    (true, false) => report.recipients.clone(),
-                };
-                return Ok(Some(decide::BouncedMail {
-                    ticket_id,
-                    failed_recipients,
-                }));
-            }
-        }
-        Ok(None)
     }
 
     /// Tickets the message points at: by In-Reply-To/References, then by subject tag.

@@ -5,6 +5,7 @@ use crate::store::queues::Queue;
 
 /// The queue whose address received the message: envelope recipients first
 /// (Delivered-To, X-Original-To), then To, then Cc; else the default queue.
+/// A plus-address (`support+anything@…`) routes as its base address.
 pub fn pick_queue<'q>(mail: &InboundMail, queues: &'q [Queue], default: &'q Queue) -> &'q Queue {
     let recipients = mail
         .delivered_to
@@ -13,14 +14,26 @@ pub fn pick_queue<'q>(mail: &InboundMail, queues: &'q [Queue], default: &'q Queu
         .chain(mail.to.iter().map(|m| m.address.as_str()))
         .chain(mail.cc.iter().map(|m| m.address.as_str()));
     for recipient in recipients {
+        let base = without_detail(recipient);
         if let Some(queue) = queues
             .iter()
-            .find(|q| q.addresses.iter().any(|a| a == recipient))
+            .find(|q| q.addresses.iter().any(|a| a == recipient || *a == base))
         {
             return queue;
         }
     }
     default
+}
+
+/// `support+detail@example.com` → `support@example.com`; other addresses unchanged.
+fn without_detail(address: &str) -> String {
+    match address.rsplit_once('@') {
+        Some((local, domain)) => match local.split_once('+') {
+            Some((base, _)) if !base.is_empty() => format!("{base}@{domain}"),
+            _ => address.to_string(),
+        },
+        None => address.to_string(),
+    }
 }
 
 #[cfg(test)]
@@ -56,6 +69,18 @@ mod tests {
         ];
         let mail = parse(
             b"Delivered-To: billing@example.com\r\nFrom: a@example.org\r\nTo: support@example.com\r\n\r\nx",
+        );
+        assert_eq!(pick_queue(&mail, &queues, &queues[0]).name, "billing");
+    }
+
+    #[test]
+    fn a_plus_address_routes_as_its_base_address() {
+        let queues = vec![
+            queue(1, "support", "support@example.com"),
+            queue(2, "billing", "billing@example.com"),
+        ];
+        let mail = parse(
+            b"Delivered-To: billing+bounce-7-0011223344556677@example.com\r\nFrom: a@example.org\r\nTo: support@example.com\r\n\r\nx",
         );
         assert_eq!(pick_queue(&mail, &queues, &queues[0]).name, "billing");
     }

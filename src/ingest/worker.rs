@@ -18,6 +18,7 @@ use super::{IngestError, Pipeline, Report, read_message};
 use crate::config::Settings;
 use crate::mail::InboundMail;
 use crate::store::checkpoint::Checkpointer;
+use crate::store::durable::Durability;
 use crate::store::{Backend, Store, StoreError};
 
 /// Messages between two WAL catch-ups by the ingest thread (some 3,000 log
@@ -61,6 +62,8 @@ pub struct IngestWorker {
     thread: Option<JoinHandle<()>>,
     /// SQLite: checkpoints the WAL on the caller's runtime, off the ingest thread.
     checkpointer: Option<Checkpointer>,
+    /// The pipeline's commits, made durable by [`IngestWorker::sync`].
+    durability: Durability,
 }
 
 impl IngestWorker {
@@ -74,7 +77,7 @@ impl IngestWorker {
         let checkpointer = Checkpointer::start(&settings.store).await?;
         let deferred_checkpoints = checkpointer.is_some();
         let (jobs, mut queue) = mpsc::channel::<Job>(16);
-        let (ready_tx, ready_rx) = oneshot::channel::<Result<(), IngestError>>();
+        let (ready_tx, ready_rx) = oneshot::channel::<Result<Durability, IngestError>>();
         let thread = std::thread::Builder::new()
             .name("ticketd-ingest".into())
             .spawn(move || {
@@ -106,7 +109,7 @@ impl IngestWorker {
                             return;
                         }
                     };
-                    let _ = ready_tx.send(Ok(()));
+                    let _ = ready_tx.send(Ok(pipeline.durability().clone()));
                     let mut since_catch_up: u64 = 0;
                     while let Some(Job { kind, span }) = queue.recv().await {
                         run_job(&pipeline, kind).instrument(span).await;
@@ -127,12 +130,13 @@ impl IngestWorker {
             })
             .map_err(|e| StoreError::Setup(format!("cannot start the ingest thread: {e}")))?;
         let failure = match ready_rx.await {
-            Ok(Ok(())) => {
+            Ok(Ok(durability)) => {
                 return Ok(IngestWorker {
                     jobs,
                     max_message_bytes,
                     thread: Some(thread),
                     checkpointer,
+                    durability,
                 });
             }
             Ok(Err(e)) => {
@@ -165,6 +169,14 @@ impl IngestWorker {
             reply,
         };
         self.send(job, answer).await
+    }
+
+    /// Makes every message committed so far durable on disk: call it before
+    /// acknowledging messages to their source. One sync covers the commits of
+    /// every source, so a batch costs about one fsync. On an error nothing of
+    /// the batch may be acknowledged (see [`Durability::sync`]).
+    pub async fn sync(&self) -> Result<(), IngestError> {
+        Ok(self.durability.sync().await?)
     }
 
     /// Releases a held message (see [`Pipeline::release`]).

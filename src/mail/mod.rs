@@ -7,6 +7,7 @@ pub mod params;
 pub mod parse;
 pub mod repair;
 pub mod reply;
+pub mod verp;
 
 pub use classify::Classification;
 

@@ -416,6 +416,18 @@ impl Notifier {
         }
     }
 
+    /// The envelope sender of the queue's notifications: `envelope_sender` when
+    /// configured, else the queue's own address. The outbox sender turns it
+    /// into a return path per notification (VERP).
+    fn envelope_sender<'a>(&'a self, queue: &'a Queue) -> &'a str {
+        self.settings
+            .queues
+            .iter()
+            .find(|q| q.name == queue.name)
+            .and_then(|q| q.envelope_sender.as_deref())
+            .unwrap_or_else(|| self.sender_address(queue))
+    }
+
     /// The queue's first address, else the first address of any queue.
     fn sender_address<'a>(&'a self, queue: &'a Queue) -> &'a str {
         queue
@@ -502,7 +514,7 @@ impl Notifier {
                 held_id: facts.held_id,
                 kind: delivery.event,
                 automatic: delivery.automatic,
-                mail_from: from,
+                mail_from: self.envelope_sender(&facts.queue),
                 recipient: to,
                 message_id: &message_id,
                 subject: &rendered.subject,
@@ -533,11 +545,18 @@ impl Notifier {
             );
             return Ok(false);
         }
-        let history = outbox::automatic_history(conn, to, now() - 3600).await?;
+        let flag_lifetime = i64::try_from(self.settings.notify.bounce_flag_days)
+            .unwrap_or(i64::MAX / 86_400)
+            .saturating_mul(86_400);
+        let history =
+            outbox::automatic_history(conn, to, now() - 3600, now().saturating_sub(flag_lifetime))
+                .await?;
         if history.bounced {
             warn!(
                 recipient = to,
-                event, "no automatic mail: earlier mail to this address bounced"
+                event,
+                "no automatic mail: a delivery report proved mail to this address fails \
+                 (`ticketd address clear {to}` lifts the flag)"
             );
             return Ok(false);
         }

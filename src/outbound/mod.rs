@@ -14,6 +14,10 @@ pub enum Delivery {
     Temporary(String),
     /// Refused for good (5xx).
     Permanent(String),
+    /// Nothing can be delivered until the operator fixes something (no
+    /// connection, TLS, authentication, a refused envelope sender): the
+    /// message waits and is retried, and never counts as failed.
+    Blocked(String),
 }
 
 /// Where notifications go.

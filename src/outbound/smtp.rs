@@ -15,7 +15,8 @@ use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::transport::smtp::client::{
     AsyncSmtpConnection, AsyncTokioStream, Certificate, CertificateStore, TlsParameters,
 };
-use lettre::transport::smtp::extension::ClientId;
+use lettre::transport::smtp::commands::{Data, Mail, Rcpt};
+use lettre::transport::smtp::extension::{ClientId, Extension, MailBodyParameter, MailParameter};
 use lettre::transport::smtp::response::Response;
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -45,7 +46,9 @@ pub struct SmtpTransport {
 
 /// What opening a connection needs, prepared once.
 struct Setup {
-    hello: ClientId,
+    /// The EHLO name; `None` when this host has no fully qualified name: then
+    /// each connection greets with its own address literal (`[192.0.2.1]`).
+    hello: Option<ClientId>,
     encryption: Encryption,
     login: Option<(Credentials, Vec<Mechanism>)>,
 }
@@ -56,11 +59,25 @@ enum Encryption {
     Implicit(TlsConnector, ServerName<'static>),
 }
 
-/// Why an attempt failed: the SMTP client's error, or ours (always temporary).
+/// Why sending over an open connection failed: the server's answer at a
+/// stage of the transaction, or a local or network fault (temporary).
 enum Failure {
-    Smtp(SmtpError),
+    Smtp(SmtpError, Stage),
+    /// The message cannot be sent to this server at all (an address it cannot take).
+    Refused(String),
     Other(String),
 }
+
+/// Where in the mail transaction the server answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    MailFrom,
+    RcptTo,
+    Data,
+}
+
+/// Replies that mean our side is misconfigured (credentials, TLS), whatever the message.
+const OPERATOR_FAULT_CODES: [u16; 5] = [454, 530, 534, 535, 538];
 
 impl SmtpTransport {
     pub fn new(settings: SmtpSettings) -> SmtpTransport {
@@ -71,6 +88,16 @@ impl SmtpTransport {
         }
     }
 
+    /// The name this transport gives in EHLO: `smtp.helo_name`, else the host's
+    /// fully qualified name; `None` when there is neither (connections then
+    /// greet with their address literal).
+    pub fn helo_name(&self) -> Option<String> {
+        self.settings
+            .helo_name
+            .clone()
+            .or_else(fully_qualified_host_name)
+    }
+
     /// Forgets credentials and connections when the credentials may have changed (XOAUTH2 tokens).
     pub async fn refresh(&self) {
         if self.settings.auth == AuthMethod::Xoauth2 {
@@ -79,6 +106,8 @@ impl SmtpTransport {
         }
     }
 
+    /// Delivers one message to one recipient. A failure to connect, secure or
+    /// authenticate is [`Delivery::Blocked`]: not the message's fault.
     pub async fn deliver(&self, mail_from: &str, recipient: &str, bytes: &[u8]) -> Delivery {
         let envelope = match (mail_from.parse(), recipient.parse()) {
             (Ok(from), Ok(to)) => match Envelope::new(Some(from), vec![to]) {
@@ -95,7 +124,7 @@ impl SmtpTransport {
             Some(conn) => (conn, true),
             None => match self.open().await {
                 Ok(conn) => (conn, false),
-                Err(f) => return f.into(),
+                Err(reason) => return self.blocked(reason).await,
             },
         };
         let mut result = self.send(&mut conn, &envelope, bytes).await;
@@ -104,7 +133,7 @@ impl SmtpTransport {
             tracing::debug!(host = %self.settings.host, "idle SMTP connection was closed; reconnecting");
             conn = match self.open().await {
                 Ok(conn) => conn,
-                Err(f) => return f.into(),
+                Err(reason) => return self.blocked(reason).await,
             };
             result = self.send(&mut conn, &envelope, bytes).await;
         }
@@ -121,9 +150,26 @@ impl SmtpTransport {
                     .to_string(),
                 )
             }
-            // lettre has ended the transaction with QUIT, or the connection is gone.
-            Err(f) => f.into(),
+            // The transaction was ended with QUIT, or the connection is gone.
+            Err(f) => {
+                let delivery = Delivery::from(f);
+                if matches!(delivery, Delivery::Blocked(_)) {
+                    self.forget_setup().await;
+                }
+                delivery
+            }
         }
+    }
+
+    /// A connection could not be opened: the next attempt reads the
+    /// credentials and certificates anew (the operator may have fixed them).
+    async fn blocked(&self, reason: String) -> Delivery {
+        self.forget_setup().await;
+        Delivery::Blocked(reason)
+    }
+
+    async fn forget_setup(&self) {
+        *self.setup.lock().await = None;
     }
 
     async fn send(
@@ -132,8 +178,9 @@ impl SmtpTransport {
         envelope: &Envelope,
         bytes: &[u8],
     ) -> Result<Response, Failure> {
-        match tokio::time::timeout(self.timeout(), conn.conn.send(envelope, bytes)).await {
-            Ok(result) => result.map_err(Failure::Smtp),
+        match tokio::time::timeout(self.timeout(), transact(&mut conn.conn, envelope, bytes)).await
+        {
+            Ok(result) => result,
             Err(_) => Err(Failure::Other(format!(
                 "{}: no answer within {} s while sending",
                 self.settings.host,
@@ -142,69 +189,89 @@ impl SmtpTransport {
         }
     }
 
-    /// A new connection, greeted, encrypted and authenticated as configured.
-    async fn open(&self) -> Result<Pooled, Failure> {
-        let setup = self.setup().await.map_err(Failure::Other)?;
+    /// A new connection, greeted, encrypted and authenticated as configured;
+    /// the error says what failed.
+    async fn open(&self) -> Result<Pooled, String> {
+        let setup = self.setup().await?;
         let generation = self.pool.generation();
         let s = &self.settings;
         let address = format!("{}:{}", s.host, s.port());
         let stream = match tokio::time::timeout(self.timeout(), TcpStream::connect(&address)).await
         {
             Ok(Ok(stream)) => stream,
-            Ok(Err(e)) => return Err(Failure::Other(format!("cannot connect to {address}: {e}"))),
+            Ok(Err(e)) => return Err(format!("cannot connect to {address}: {e}")),
             Err(_) => {
-                return Err(Failure::Other(format!(
+                return Err(format!(
                     "cannot connect to {address}: no answer within {} s",
                     self.timeout().as_secs()
-                )));
+                ));
             }
         };
         stream
             .set_nodelay(true)
-            .map_err(|e| Failure::Other(format!("{address}: cannot set TCP_NODELAY: {e}")))?;
+            .map_err(|e| format!("{address}: cannot set TCP_NODELAY: {e}"))?;
+        let hello = match &setup.hello {
+            Some(name) => name.clone(),
+            None => match stream.local_addr() {
+                Ok(local) => match local.ip() {
+                    std::net::IpAddr::V4(ip) => ClientId::Ipv4(ip),
+                    std::net::IpAddr::V6(ip) => ClientId::Ipv6(ip),
+                },
+                Err(_) => ClientId::default(),
+            },
+        };
+        let smtp = |step: &str, e: SmtpError| format!("{address}: {step} failed: {}", describe(&e));
         let handshake = async {
             let mut conn = match &setup.encryption {
                 Encryption::Plain => {
-                    AsyncSmtpConnection::connect_with_transport(Box::new(stream), &setup.hello)
-                        .await?
+                    AsyncSmtpConnection::connect_with_transport(Box::new(stream), &hello)
+                        .await
+                        .map_err(|e| smtp("greeting", e))?
                 }
                 Encryption::Starttls(params) => {
                     let mut conn =
-                        AsyncSmtpConnection::connect_with_transport(Box::new(stream), &setup.hello)
-                            .await?;
+                        AsyncSmtpConnection::connect_with_transport(Box::new(stream), &hello)
+                            .await
+                            .map_err(|e| smtp("greeting", e))?;
                     if !conn.can_starttls() {
                         conn.abort().await;
-                        return Err(Failure::Other(format!(
+                        return Err(format!(
                             "{address} does not offer STARTTLS; not sending without encryption \
                              (smtp.security = \"starttls\")"
-                        )));
+                        ));
                     }
-                    conn.starttls(params.clone(), &setup.hello).await?;
+                    conn.starttls(params.clone(), &hello)
+                        .await
+                        .map_err(|e| smtp("STARTTLS", e))?;
                     conn
                 }
                 Encryption::Implicit(connector, name) => {
                     let tls = connector
                         .connect(name.clone(), stream)
                         .await
-                        .map_err(|e| Failure::Other(format!("TLS with {address}: {e}")))?;
-                    AsyncSmtpConnection::connect_with_transport(
-                        Box::new(ImplicitTls(tls)),
-                        &setup.hello,
-                    )
-                    .await?
+                        .map_err(|e| format!("TLS with {address}: {e}"))?;
+                    AsyncSmtpConnection::connect_with_transport(Box::new(ImplicitTls(tls)), &hello)
+                        .await
+                        .map_err(|e| smtp("greeting", e))?
                 }
             };
             if let Some((credentials, mechanisms)) = &setup.login {
-                conn.auth(mechanisms, credentials).await?;
+                conn.auth(mechanisms, credentials).await.map_err(|e| {
+                    format!(
+                        "{address}: authentication as {} failed: {}; check smtp.user and smtp.password",
+                        self.settings.user.as_deref().unwrap_or(""),
+                        describe(&e)
+                    )
+                })?;
             }
             Ok(conn)
         };
         match tokio::time::timeout(self.timeout(), handshake).await {
             Ok(conn) => conn.map(|conn| Pooled { conn, generation }),
-            Err(_) => Err(Failure::Other(format!(
+            Err(_) => Err(format!(
                 "{address}: no answer within {} s while greeting",
                 self.timeout().as_secs()
-            ))),
+            )),
         }
     }
 
@@ -256,8 +323,12 @@ impl SmtpTransport {
                 Some((Credentials::new(user.clone(), secret), mechanisms))
             }
         };
+        let hello = match &s.helo_name {
+            Some(name) => Some(ClientId::Domain(name.clone())),
+            None => fully_qualified_host_name().map(ClientId::Domain),
+        };
         let setup = Arc::new(Setup {
-            hello: ClientId::default(),
+            hello,
             encryption,
             login,
         });
@@ -288,11 +359,11 @@ impl Failure {
     /// 421) rather than because of this message: then a new connection gets one more try.
     fn closed_by_server(&self) -> bool {
         match self {
-            Failure::Smtp(e) => match e.status() {
+            Failure::Smtp(e, _) => match e.status() {
                 Some(code) => u16::from(code) == 421,
                 None => !e.is_client(),
             },
-            Failure::Other(_) => false,
+            Failure::Refused(_) | Failure::Other(_) => false,
         }
     }
 }
@@ -300,17 +371,98 @@ impl Failure {
 impl From<Failure> for Delivery {
     fn from(f: Failure) -> Delivery {
         match f {
-            Failure::Smtp(e) if e.is_permanent() => Delivery::Permanent(describe(&e)),
-            Failure::Smtp(e) => Delivery::Temporary(describe(&e)),
+            Failure::Smtp(e, stage) => {
+                let code = e.status().map(u16::from);
+                let text = describe(&e);
+                if code.is_some_and(|c| OPERATOR_FAULT_CODES.contains(&c)) {
+                    Delivery::Blocked(format!(
+                        "{text}; the server wants authentication or TLS: check the [smtp] settings"
+                    ))
+                } else if e.is_permanent() && stage == Stage::MailFrom {
+                    Delivery::Blocked(format!(
+                        "{text}; the server refuses our envelope sender: check the queue's \
+                         envelope_sender and the [smtp] account"
+                    ))
+                } else if e.is_permanent() {
+                    Delivery::Permanent(text)
+                } else {
+                    Delivery::Temporary(text)
+                }
+            }
+            Failure::Refused(text) => Delivery::Permanent(text),
             Failure::Other(text) => Delivery::Temporary(text),
         }
     }
 }
 
-impl From<SmtpError> for Failure {
-    fn from(e: SmtpError) -> Failure {
-        Failure::Smtp(e)
+/// One mail transaction (MAIL, RCPT, DATA), each step's refusal told apart.
+/// As lettre's own `send`, it ends the session on any error.
+async fn transact(
+    conn: &mut AsyncSmtpConnection,
+    envelope: &Envelope,
+    bytes: &[u8],
+) -> Result<Response, Failure> {
+    let mut options = Vec::new();
+    let addresses_ascii = envelope
+        .from()
+        .into_iter()
+        .chain(envelope.to())
+        .all(|a| AsRef::<str>::as_ref(a).is_ascii());
+    if !addresses_ascii {
+        if !conn.server_info().supports_feature(Extension::SmtpUtfEight) {
+            conn.abort().await;
+            return Err(Failure::Refused(
+                "the server does not take non-ASCII addresses (no SMTPUTF8)".into(),
+            ));
+        }
+        options.push(MailParameter::SmtpUtfEight);
     }
+    if !bytes.is_ascii() {
+        if !conn.server_info().supports_feature(Extension::EightBitMime) {
+            conn.abort().await;
+            return Err(Failure::Refused(
+                "the server does not take 8-bit messages (no 8BITMIME)".into(),
+            ));
+        }
+        options.push(MailParameter::Body(MailBodyParameter::EightBitMime));
+    }
+    let steps = async {
+        conn.command(Mail::new(envelope.from().cloned(), options))
+            .await
+            .map_err(|e| (e, Stage::MailFrom))?;
+        for recipient in envelope.to() {
+            conn.command(Rcpt::new(recipient.clone(), Vec::new()))
+                .await
+                .map_err(|e| (e, Stage::RcptTo))?;
+        }
+        conn.command(Data).await.map_err(|e| (e, Stage::Data))?;
+        conn.message(bytes).await.map_err(|e| (e, Stage::Data))
+    };
+    match steps.await {
+        Ok(response) => Ok(response),
+        Err((e, stage)) => {
+            conn.abort().await;
+            Err(Failure::Smtp(e, stage))
+        }
+    }
+}
+
+/// This host's fully qualified name (`gethostname`, then its canonical name
+/// from the resolver), or `None` when it has no dotted name.
+fn fully_qualified_host_name() -> Option<String> {
+    let short = nix::unistd::gethostname().ok()?.into_string().ok()?;
+    if short.contains('.') {
+        return Some(short);
+    }
+    let hints = dns_lookup::AddrInfoHints {
+        flags: libc::AI_CANONNAME,
+        ..dns_lookup::AddrInfoHints::default()
+    };
+    dns_lookup::getaddrinfo(Some(&short), None, Some(hints))
+        .ok()?
+        .filter_map(Result::ok)
+        .filter_map(|info| info.canonname)
+        .find(|name| name.contains('.') && !name.starts_with("localhost"))
 }
 
 /// The server's own words when there are some ("550 5.1.1 No such user").

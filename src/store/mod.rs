@@ -6,11 +6,13 @@
 
 pub mod checkpoint;
 pub mod directory;
+pub mod durable;
 pub mod events;
 pub mod intake;
 pub mod mailboxes;
 pub mod outbox;
 pub mod queues;
+pub mod secrets;
 pub mod tickets;
 
 use std::path::{Path, PathBuf};
@@ -20,9 +22,10 @@ use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::error::ErrorKind;
+use sqlx::migrate::Migrator;
 use sqlx::{AnyConnection, AnyPool, Executor};
 
-use crate::config::StoreSettings;
+use crate::config::{StoreSettings, sqlite_file};
 
 pub type Conn = AnyConnection;
 pub type Tx = sqlx::Transaction<'static, sqlx::Any>;
@@ -59,12 +62,16 @@ pub enum StoreError {
     Setup(String),
     #[error("database migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// What was committed could not be made durable (EIO, ENOSPC): nothing may be acknowledged.
+    #[error("cannot make the store durable on disk: {0}")]
+    Sync(String),
 }
 
 impl StoreError {
-    /// True when retrying later may succeed (connection lost, database busy or full).
+    /// True when retrying later may succeed (connection lost, database busy or
+    /// full, a failed sync).
     pub fn is_transient(&self) -> bool {
-        matches!(self, StoreError::Unavailable(_))
+        matches!(self, StoreError::Unavailable(_) | StoreError::Sync(_))
     }
 }
 
@@ -154,6 +161,9 @@ pub struct Store {
 
 static DRIVERS: Once = Once::new();
 
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");
+
 impl Store {
     /// Opens the pool (creating a SQLite file and its directory on first use).
     /// Does not migrate; call [`Store::migrate`].
@@ -186,10 +196,9 @@ impl Store {
         let mut migration_lock = None;
         let url = match backend {
             Backend::Sqlite => {
-                let (url, in_memory) = sqlite_url(url)?;
-                if !in_memory {
-                    migration_lock = Some(sqlite_lock_path(&url));
-                }
+                let (url, database) = sqlite_url(url)?;
+                let in_memory = database.is_none();
+                migration_lock = database.as_deref().map(sqlite_lock_path);
                 if in_memory {
                     // Every connection to :memory: is its own database: keep exactly one.
                     options = options
@@ -231,23 +240,59 @@ impl Store {
         })
     }
 
-    /// Applies the migrations of this backend that have not run yet.
+    /// Applies the migrations of this backend that have not run yet. A store
+    /// that is up to date is only read: no lock, no write.
     pub async fn migrate(&self) -> Result<(), StoreError> {
+        let migrator = match self.backend {
+            Backend::Sqlite => &SQLITE_MIGRATIONS,
+            Backend::Postgres => &POSTGRES_MIGRATIONS,
+        };
+        if self.is_up_to_date(migrator).await {
+            return Ok(());
+        }
         // Two processes starting on a fresh file (the daemon and a CLI command)
         // would otherwise both run the first migration.
         let _guard = match &self.migration_lock {
             Some(path) => Some(lock_file(path.clone()).await?),
             None => None,
         };
-        match self.backend {
-            Backend::Sqlite => sqlx::migrate!("migrations/sqlite").run(&self.pool).await?,
-            Backend::Postgres => {
-                sqlx::migrate!("migrations/postgres")
-                    .run(&self.pool)
-                    .await?
-            }
-        }
+        migrator.run(&self.pool).await?;
         Ok(())
+    }
+
+    /// Whether every migration of `migrator` is recorded as applied. Any doubt
+    /// (no migrations table yet, a failed read) answers no, and `migrate` runs.
+    async fn is_up_to_date(&self, migrator: &Migrator) -> bool {
+        let applied: Vec<i64> =
+            match sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
+                .fetch_all(&self.pool)
+                .await
+            {
+                Ok(versions) => versions,
+                Err(_) => return false,
+            };
+        migrator
+            .iter()
+            .filter(|m| !m.migration_type.is_down_migration())
+            .all(|m| applied.contains(&m.version))
+    }
+
+    /// A warning when PostgreSQL does not make each commit durable
+    /// (`synchronous_commit = off`): then an acknowledged message can be lost
+    /// when the database server fails. `None` for SQLite and durable settings.
+    pub async fn durability_warning(&self) -> Result<Option<String>, StoreError> {
+        if self.backend != Backend::Postgres {
+            return Ok(None);
+        }
+        let setting: String = sqlx::query_scalar("SELECT current_setting('synchronous_commit')")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok((setting.trim() == "off").then(|| {
+            "PostgreSQL runs with synchronous_commit = off: a message acknowledged to its source \
+             can be lost if the database server fails; set synchronous_commit = on for ticketd's \
+             database (ALTER DATABASE … SET synchronous_commit = on)"
+                .to_string()
+        }))
     }
 
     /// Connects and migrates: what every command that touches the store does first.
@@ -299,12 +344,9 @@ impl Store {
     }
 }
 
-/// Adds `mode=rwc` so the file is created, and creates its directory.
 /// `<database file>.lock`, beside the database.
-fn sqlite_lock_path(url: &str) -> PathBuf {
-    let rest = url.trim_start_matches("sqlite:").trim_start_matches("//");
-    let path = rest.split_once('?').map_or(rest, |(path, _)| path);
-    PathBuf::from(format!("{path}.lock"))
+fn sqlite_lock_path(database: &Path) -> PathBuf {
+    PathBuf::from(format!("{}.lock", database.display()))
 }
 
 /// Waits for an exclusive lock on `path` (created when missing); released on drop.
@@ -322,12 +364,11 @@ async fn lock_file(path: PathBuf) -> Result<std::fs::File, StoreError> {
     .map_err(|e| StoreError::Setup(format!("migration lock task failed: {e}")))?
 }
 
-fn sqlite_url(url: &str) -> Result<(String, bool), StoreError> {
-    let rest = url.trim_start_matches("sqlite:").trim_start_matches("//");
-    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
-    let in_memory = path == ":memory:" || path.is_empty() || query.contains("mode=memory");
-    if !in_memory
-        && let Some(parent) = Path::new(path).parent()
+/// Adds `mode=rwc` so the file is created, and creates its directory.
+/// Returns the URL and the database file (`None` in memory).
+fn sqlite_url(url: &str) -> Result<(String, Option<PathBuf>), StoreError> {
+    let database = sqlite_file(url);
+    if let Some(parent) = database.as_deref().and_then(Path::parent)
         && !parent.as_os_str().is_empty()
     {
         std::fs::create_dir_all(parent).map_err(|e| {
@@ -337,14 +378,15 @@ fn sqlite_url(url: &str) -> Result<(String, bool), StoreError> {
             ))
         })?;
     }
-    let url = if in_memory || query.contains("mode=") {
+    let query = url.split_once('?').map_or("", |(_, q)| q);
+    let url = if database.is_none() || query.contains("mode=") {
         url.to_string()
     } else if query.is_empty() {
         format!("{url}?mode=rwc")
     } else {
         format!("{url}&mode=rwc")
     };
-    Ok((url, in_memory))
+    Ok((url, database))
 }
 
 /// Booleans are stored as 0/1.

@@ -209,28 +209,30 @@ pub async fn retry(conn: &mut Conn, id: i64, now: i64) -> Result<bool, StoreErro
     Ok(done.rows_affected() > 0)
 }
 
-/// What the loop rules need to know of an address: whether mail to it
-/// bounced, and how many automatic mails it was sent since a time.
+/// What the loop rules need to know of an address: whether it is flagged
+/// for a proven delivery failure, and how many automatic mails it was sent since a time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AutomaticHistory {
     pub bounced: bool,
     pub sent_since: i64,
 }
 
-/// Whether mail to `recipient` bounced, and the automatic mails to it created
-/// since `since` (for the rate limit), in one query.
+/// Whether `recipient` carries a bounce flag set at `flagged_since` or later,
+/// and the automatic mails to it created since `since` (for the rate limit), in one query.
 pub async fn automatic_history(
     conn: &mut Conn,
     recipient: &str,
     since: i64,
+    flagged_since: i64,
 ) -> Result<AutomaticHistory, StoreError> {
     let row = sqlx::query(
         "SELECT
-             (SELECT COUNT(*) FROM bounced_addresses WHERE address = $1),
+             (SELECT COUNT(*) FROM bounced_addresses WHERE address = $1 AND at >= $3),
              (SELECT COUNT(*) FROM outbox WHERE recipient = $1 AND automatic = 1 AND created_at >= $2)",
     )
     .bind(recipient)
     .bind(since)
+    .bind(flagged_since)
     .fetch_one(&mut *conn)
     .await?;
     Ok(AutomaticHistory {
@@ -239,18 +241,39 @@ pub async fn automatic_history(
     })
 }
 
-/// The outbox entry that sent a Message-ID: its id, ticket and recipient.
+/// A notification we enqueued: what a delivery report about it needs.
+#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
+pub struct Notification {
+    pub id: i64,
+    pub ticket_id: Option<i64>,
+    pub kind: String,
+    pub recipient: String,
+}
+
+/// The notification with outbox id `id`.
+pub async fn notification(conn: &mut Conn, id: i64) -> Result<Option<Notification>, StoreError> {
+    Ok(
+        sqlx::query_as("SELECT id, ticket_id, kind, recipient FROM outbox WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&mut *conn)
+            .await?,
+    )
+}
+
+/// The notification that carried a Message-ID.
 pub async fn by_message_id(
     conn: &mut Conn,
     message_id: &str,
-) -> Result<Option<(i64, Option<i64>, String)>, StoreError> {
-    let row = sqlx::query("SELECT id, ticket_id, recipient FROM outbox WHERE message_id = $1")
-        .bind(message_id)
-        .fetch_optional(&mut *conn)
-        .await?;
-    Ok(row.map(|r| (r.get(0), r.get(1), r.get(2))))
+) -> Result<Option<Notification>, StoreError> {
+    Ok(
+        sqlx::query_as("SELECT id, ticket_id, kind, recipient FROM outbox WHERE message_id = $1")
+            .bind(message_id)
+            .fetch_optional(&mut *conn)
+            .await?,
+    )
 }
 
+/// Flags `address`: no automatic mail reaches it until the flag expires or is cleared.
 pub async fn flag_bounced(
     conn: &mut Conn,
     address: &str,
@@ -270,4 +293,41 @@ pub async fn flag_bounced(
     .execute(&mut *conn)
     .await?;
     Ok(())
+}
+
+/// An address flagged for a delivery failure.
+#[derive(Debug, Clone, Serialize, FromRow)]
+pub struct BounceFlag {
+    pub address: String,
+    pub reason: String,
+    /// The notification whose delivery report set the flag.
+    pub outbox_id: Option<i64>,
+    #[serde(rename = "flagged_at", serialize_with = "super::serialize_time")]
+    pub at: i64,
+}
+
+/// Flags set at `since` or later (older ones have expired), by address;
+/// only `address`'s when one is given.
+pub async fn bounce_flags(
+    conn: &mut Conn,
+    since: i64,
+    address: Option<&str>,
+) -> Result<Vec<BounceFlag>, StoreError> {
+    Ok(sqlx::query_as(
+        "SELECT address, reason, outbox_id, at FROM bounced_addresses
+         WHERE at >= $1 AND ($2 IS NULL OR address = $2) ORDER BY address",
+    )
+    .bind(since)
+    .bind(address)
+    .fetch_all(&mut *conn)
+    .await?)
+}
+
+/// Lifts the flag of `address`. Returns false when it had none.
+pub async fn clear_bounce_flag(conn: &mut Conn, address: &str) -> Result<bool, StoreError> {
+    let done = sqlx::query("DELETE FROM bounced_addresses WHERE address = $1")
+        .bind(address)
+        .execute(&mut *conn)
+        .await?;
+    Ok(done.rows_affected() > 0)
 }

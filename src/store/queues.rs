@@ -16,17 +16,52 @@ pub struct Queue {
     pub allowed_roles: Vec<Role>,
 }
 
+/// The configured queues with their ids, read from the table when it already
+/// matches the configuration (no write: a locked store still reads), else
+/// written with [`sync`].
+pub async fn load(conn: &mut Conn, configured: &[QueueSettings]) -> Result<Vec<Queue>, StoreError> {
+    let rows = sqlx::query("SELECT id, name, addresses, allowed_roles FROM queues")
+        .fetch_all(&mut *conn)
+        .await?;
+    let mut queues = Vec::with_capacity(configured.len());
+    for q in configured {
+        let addresses = normalized(q);
+        let stored = rows.iter().find(|row| {
+            row.try_get::<String, _>(1).is_ok_and(|name| name == q.name)
+                && row
+                    .try_get::<String, _>(2)
+                    .is_ok_and(|a| a == addresses.join("\n"))
+                && row
+                    .try_get::<String, _>(3)
+                    .is_ok_and(|r| r == roles_text(&q.allowed_roles))
+        });
+        match stored {
+            Some(row) => queues.push(Queue {
+                id: row.try_get(0)?,
+                name: q.name.clone(),
+                addresses,
+                allowed_roles: q.allowed_roles.clone(),
+            }),
+            None => return sync(conn, configured).await,
+        }
+    }
+    Ok(queues)
+}
+
+fn normalized(q: &QueueSettings) -> Vec<String> {
+    q.addresses
+        .iter()
+        .filter_map(|a| address::normalize(a))
+        .collect()
+}
+
 /// Writes the configured queues into the table (insert or update by name) and
 /// returns them with their ids. Queues removed from the configuration stay in
 /// the table, since old tickets still point at them.
 pub async fn sync(conn: &mut Conn, configured: &[QueueSettings]) -> Result<Vec<Queue>, StoreError> {
     let mut queues = Vec::with_capacity(configured.len());
     for q in configured {
-        let addresses: Vec<String> = q
-            .addresses
-            .iter()
-            .filter_map(|a| address::normalize(a))
-            .collect();
+        let addresses = normalized(q);
         let row = sqlx::query(
             "INSERT INTO queues (name, addresses, allowed_roles) VALUES ($1, $2, $3)
              ON CONFLICT (name) DO UPDATE SET addresses = excluded.addresses,

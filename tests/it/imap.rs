@@ -128,7 +128,7 @@ fn the_daemon_reconnects_after_dovecot_restarts() {
     });
     dovecot.stop();
     wait_until(Duration::from_secs(30), "the daemon to notice", || {
-        daemon.log_text().contains("reconnecting")
+        daemon.log_text().contains("retrying in")
     });
     dovecot.restart();
     dovecot.append(USER, "INBOX", &[message(2)]);

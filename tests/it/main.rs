@@ -2,8 +2,10 @@
 
 mod cli;
 mod daemon;
+mod durability;
 mod fixtures;
 mod imap;
+mod mta;
 mod notify;
 mod pipeline;
 mod smtp_peer;

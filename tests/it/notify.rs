@@ -27,7 +27,7 @@ fn env_with_smtp(smtp: &SmtpServer, extra: &str) -> Env {
 
 struct Running {
     env: Env,
-    _daemon: Daemon,
+    daemon: Daemon,
     seq: std::cell::Cell<u32>,
 }
 
@@ -39,7 +39,7 @@ impl Running {
         });
         Running {
             env,
-            _daemon: daemon,
+            daemon,
             seq: std::cell::Cell::new(0),
         }
     }
@@ -108,7 +108,12 @@ fn the_acknowledgement_arrives_with_the_tag_our_message_id_and_the_thread() {
     let ack = to(&received, "jane@acme.example");
     assert_eq!(ack.len(), 1, "{received:?}");
     let ack = &ack[0];
-    assert_eq!(ack.mail_from, "support@example.com");
+    // The return path names this one notification (VERP).
+    assert!(
+        ack.mail_from.starts_with("support+bounce-") && ack.mail_from.ends_with("@example.com"),
+        "{}",
+        ack.mail_from
+    );
     let subject = header(ack, "Subject").expect("subject");
     assert!(subject.contains("[Support #1]"), "{subject}");
     assert_eq!(
@@ -326,7 +331,7 @@ fn two_auto_responders_answering_each_other_stop_within_the_rate_limit() {
     );
     assert!(
         running
-            ._daemon
+            .daemon
             .log_text()
             .contains("max_auto_per_sender_per_hour")
     );
@@ -365,70 +370,135 @@ fn automatic_mail_and_mailing_lists_get_no_automatic_answer() {
     );
 }
 
-#[test]
-fn a_bounce_of_our_mail_is_recorded_and_stops_automatic_mail_to_the_address() {
-    let smtp = SmtpServer::start();
-    let env = env_with_smtp(&smtp, "[notify]\nnotify_agents = false\n").with_acme();
-    let running = Running::start(env);
-    running.receive(&Msg::new(JANE, "Printer", "m1@acme.example"));
-    smtp.wait_for(2, Duration::from_secs(15));
-    let outbox = running.env.json(&["outbox", "list", "--json"]);
-    let ack_id = outbox
-        .as_array()
-        .and_then(|a| a.iter().find(|o| o["recipient"] == "jane@acme.example"))
-        .and_then(|o| o["message_id"].as_str())
-        .expect("ack message id")
-        .to_string();
-    let dsn = format!(
-        "From: Mail Delivery System <MAILER-DAEMON@mx.acme.example>\r\nTo: support@example.com\r\n\
-         Subject: Undelivered Mail Returned to Sender\r\nMessage-ID: <dsn1@mx.acme.example>\r\n\
-         Auto-Submitted: auto-replied\r\nMIME-Version: 1.0\r\n\
+/// A delivery report as an MTA writes it: to `to`, about `message_id`, failed for `failed`.
+fn delivery_report(n: u32, to: &str, message_id: &str, failed: &[&str]) -> Vec<u8> {
+    let recipients: String = failed
+        .iter()
+        .map(|r| format!("Final-Recipient: rfc822; {r}\r\nAction: failed\r\nStatus: 5.1.1\r\n\r\n"))
+        .collect();
+    format!(
+        "From: Mail Delivery System <MAILER-DAEMON@mx.evil.test>\r\nTo: {to}\r\n\
+         Subject: Undelivered Mail Returned to Sender\r\nMessage-ID: <dsn{n}@mx.evil.test>\r\n\
+         In-Reply-To: <{message_id}>\r\nAuto-Submitted: auto-replied\r\nMIME-Version: 1.0\r\n\
          Content-Type: multipart/report; report-type=delivery-status; boundary=\"b\"\r\n\r\n\
          --b\r\nContent-Type: text/plain\r\n\r\nYour message could not be delivered.\r\n\
-         --b\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.acme.example\r\n\r\n\
-         Final-Recipient: rfc822; jane@acme.example\r\nAction: failed\r\nStatus: 5.1.1\r\n\r\n\
-         --b\r\nContent-Type: text/rfc822-headers\r\n\r\nMessage-ID: <{ack_id}>\r\nSubject: [Support #1] Printer\r\n\r\n--b--\r\n"
+         --b\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.evil.test\r\n\r\n\
+         {recipients}--b\r\nContent-Type: text/rfc822-headers\r\n\r\nMessage-ID: <{message_id}>\r\n\
+         Subject: [Support #1] Printer\r\n\r\n--b--\r\n"
+    )
+    .into_bytes()
+}
+
+/// Addresses `ticketd address list` shows as flagged.
+fn flagged(env: &Env) -> Vec<String> {
+    env.json(&["address", "list", "--json"])
+        .as_array()
+        .expect("a list")
+        .iter()
+        .filter_map(|f| f["address"].as_str().map(str::to_string))
+        .collect()
+}
+
+#[test]
+fn forged_delivery_reports_flag_nobody_and_a_proven_one_flags_only_its_recipient() {
+    let smtp = SmtpServer::start();
+    let env = env_with_smtp(&smtp, "").with_acme();
+    let running = Running::start(env);
+    running.receive(&Msg::new(JANE, "Printer", "m1@acme.example"));
+    // Jane's acknowledgement, the distribution list's notice, the agent's notice.
+    let received = smtp.wait_for(3, Duration::from_secs(15));
+    let sent_to = |address: &str| {
+        let mail = to(&received, address).pop().expect("a notification");
+        let id = header(&mail, "Message-ID").expect("message id");
+        (mail.mail_from, id.trim_matches(['<', '>']).to_string())
+    };
+    let (jane_path, jane_ack) = sent_to("jane@acme.example");
+    let (agent_path, agent_notice) = sent_to("alex@example.com");
+    assert_ne!(
+        jane_path, agent_path,
+        "each notification has its own return path"
     );
-    let n = running.recorded();
-    deliver_to_maildir(
-        &running.env.path().join("inbox"),
-        "1700000000.99.host",
-        dsn.as_bytes(),
+    let reports = running.recorded();
+    let inbox = running.env.path().join("inbox");
+    let deliver = |n: u32, raw: Vec<u8>| {
+        deliver_to_maildir(&inbox, &format!("1700000000.{}.dsn", 90 + n), &raw);
+    };
+    // A stranger who saw the acknowledgement's Message-ID forges reports: to the
+    // support address, and to a return path with a made-up key.
+    deliver(
+        1,
+        delivery_report(
+            1,
+            "support@example.com",
+            &jane_ack,
+            &["jane@acme.example", "alex@example.com"],
+        ),
     );
-    wait_until(Duration::from_secs(10), "the report", || {
-        running.recorded() > n
+    let (marked, _) = jane_path.rsplit_once('-').expect("a keyed return path");
+    let forged_path = format!("{marked}-0123456789abcdef@example.com");
+    deliver(
+        2,
+        delivery_report(2, &forged_path, &jane_ack, &["jane@acme.example"]),
+    );
+    // A real report about the agent's notice: agents are never flagged by mail.
+    deliver(
+        3,
+        delivery_report(3, &agent_path, &agent_notice, &["alex@example.com"]),
+    );
+    wait_until(Duration::from_secs(15), "three reports", || {
+        running.recorded() >= reports + 3
     });
+    assert!(
+        flagged(&running.env).is_empty(),
+        "{:?}",
+        flagged(&running.env)
+    );
     let ticket = running.env.ticket(1);
-    let classes: Vec<&str> = ticket["messages"]
+    let bounces = ticket["messages"]
         .as_array()
         .expect("messages")
         .iter()
-        .filter_map(|m| m["classification"].as_str())
-        .collect();
-    assert_eq!(
-        classes,
-        vec!["normal", "bounce"],
-        "the report is kept on the ticket"
+        .filter(|m| m["classification"] == "bounce")
+        .count();
+    assert_eq!(bounces, 3, "every report is kept on the ticket");
+    // The genuine report on Jane's acknowledgement, listing the distribution list too.
+    deliver(
+        4,
+        delivery_report(
+            4,
+            &jane_path,
+            &jane_ack,
+            &["jane@acme.example", "helpdesk@acme.example"],
+        ),
     );
+    wait_until(Duration::from_secs(15), "the genuine report", || {
+        running.recorded() >= reports + 4
+    });
+    assert_eq!(flagged(&running.env), vec!["jane@acme.example"]);
+    let ticket = running.env.ticket(1);
     assert!(
         ticket["events"]
             .as_array()
             .expect("events")
             .iter()
-            .any(|e| e["action"] == "address_bounced")
+            .any(|e| e["action"] == "address_bounced" && e["new_value"] == "jane@acme.example")
     );
-    assert_eq!(ticket["status"], "new", "a bounce changes no status");
+    assert_eq!(ticket["status"], "new", "a report changes no status");
     // Automatic mail to Jane stops; the distribution list still hears.
     running.env.ok(&["ticket", "set-status", "1", "pending"]);
-    smtp.wait_for(3, Duration::from_secs(15));
+    wait_until(Duration::from_secs(15), "the status notice", || {
+        to(&smtp.messages(), "helpdesk@acme.example").len() == 2
+    });
     std::thread::sleep(Duration::from_secs(1));
-    let received = smtp.messages();
-    assert_eq!(
-        to(&received, "jane@acme.example").len(),
-        1,
-        "only the acknowledgement before the bounce"
-    );
-    assert_eq!(to(&received, "helpdesk@acme.example").len(), 2);
+    assert_eq!(to(&smtp.messages(), "jane@acme.example").len(), 1);
+    // The operator lifts the flag: Jane hears again.
+    let cleared = running.env.ok(&["address", "clear", "Jane@Acme.example"]);
+    assert!(cleared.contains("jane@acme.example"), "{cleared}");
+    assert!(flagged(&running.env).is_empty());
+    running.env.ok(&["ticket", "set-status", "1", "solved"]);
+    wait_until(Duration::from_secs(15), "Jane's status notice", || {
+        to(&smtp.messages(), "jane@acme.example").len() == 2
+    });
 }
 
 #[test]
@@ -570,6 +640,7 @@ fn transport_settings(smtp: &SmtpServer, host: &str, security: Security) -> Smtp
         oauth_token_command: None,
         ca_file: None,
         timeout_secs: 5,
+        helo_name: None,
     }
 }
 
@@ -649,7 +720,7 @@ async fn implicit_tls_verifies_the_server_certificate_and_authenticates() {
     // Without the test CA the certificate is not trusted: nothing is sent.
     let untrusted = SmtpTransport::new(settings.clone());
     match send(&untrusted, 1).await {
-        Delivery::Temporary(error) => assert!(error.contains("certificate"), "{error}"),
+        Delivery::Blocked(error) => assert!(error.contains("certificate"), "{error}"),
         other => panic!("sent without a trusted certificate: {other:?}"),
     }
     settings.ca_file = smtp.ca_pem_path().map(|p| p.to_path_buf());
@@ -674,8 +745,120 @@ async fn starttls_configured_but_not_offered_sends_nothing() {
     let smtp = SmtpServer::start();
     let transport = SmtpTransport::new(transport_settings(&smtp, "127.0.0.1", Security::Starttls));
     match send(&transport, 1).await {
-        Delivery::Temporary(error) => assert!(error.contains("STARTTLS"), "{error}"),
+        Delivery::Blocked(error) => assert!(error.contains("STARTTLS"), "{error}"),
         other => panic!("sent without STARTTLS: {other:?}"),
     }
     assert!(smtp.messages().is_empty());
+}
+
+/// The daemon on the Maildir `inbox`, sending through `smtp` as user `ticketd`
+/// with the password in the file `smtp-password` (beside the configuration).
+fn env_with_smtp_login(smtp: &SmtpServer) -> Env {
+    Env::with_config(
+        Backend::Sqlite,
+        &format!(
+            "[daemon]\nmaildir_poll_millis = 50\n\n[[maildir]]\npath = \"inbox\"\n\n\
+             [smtp]\nhost = \"127.0.0.1\"\nport = {}\nsecurity = \"plain\"\ntimeout_secs = 5\n\
+             user = \"ticketd\"\npassword_file = \"smtp-password\"\n\n\
+             [outbox]\nretry_base_secs = 1\nmax_age_hours = 1\nmaildir = \"sent\"\n\n\
+             [notify]\nnotify_agents = false\n",
+            smtp.port()
+        ),
+    )
+}
+
+#[test]
+fn a_refused_password_keeps_notifications_waiting_until_it_is_fixed_then_sends_once() {
+    let smtp = SmtpServer::start_with(SmtpOptions {
+        auth: Some(("ticketd".into(), "right-pass".into())),
+        ..SmtpOptions::default()
+    });
+    let env = env_with_smtp_login(&smtp).with_acme();
+    let password = env.path().join("smtp-password");
+    std::fs::write(&password, "wrong-pass\n").expect("password file");
+    let running = Running::start(env);
+    running.receive(&Msg::new(JANE, "Printer", "m1@acme.example"));
+    let pending = |env: &Env| -> Vec<serde_json::Value> {
+        env.json(&["outbox", "list", "--json"])
+            .as_array()
+            .expect("a list")
+            .clone()
+    };
+    // The server answers 535 again and again: the notifications wait, none fails.
+    wait_until(Duration::from_secs(20), "several refused attempts", || {
+        pending(&running.env)
+            .iter()
+            .all(|n| n["attempts"].as_i64().unwrap_or(0) >= 3)
+    });
+    for notification in pending(&running.env) {
+        assert_eq!(notification["status"], "pending", "{notification}");
+        let error = notification["last_error"].as_str().unwrap_or("");
+        assert!(error.contains("535"), "{error}");
+    }
+    assert!(smtp.messages().is_empty());
+    let log = running.daemon.log_text();
+    assert!(
+        log.contains("notifications cannot be delivered") && log.contains("535"),
+        "{log}"
+    );
+    // The operator fixes the password: each notification goes out exactly once.
+    std::fs::write(&password, "right-pass\n").expect("password file");
+    let received = smtp.wait_for(2, Duration::from_secs(20));
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(smtp.messages().len(), 2, "{:?}", smtp.messages());
+    assert_eq!(to(&received, "jane@acme.example").len(), 1);
+    assert!(pending(&running.env).iter().all(|n| n["status"] == "sent"));
+}
+
+#[test]
+fn the_helo_name_and_the_queues_envelope_sender_are_the_configured_ones() {
+    let smtp = SmtpServer::start();
+    let env = env_with_smtp(
+        &smtp,
+        "[[queues]]\nname = \"support\"\naddresses = [\"support@example.com\"]\n\
+         envelope_sender = \"bounces@mail.example.com\"\n",
+    )
+    .with_acme();
+    // `[smtp]` is already written: set the EHLO name through the environment.
+    let daemon = {
+        let log = env.path().join("daemon.log");
+        let file = std::fs::File::create(&log).expect("log");
+        let child = env
+            .command()
+            .arg("run")
+            .env("TICKETD__SMTP__HELO_NAME", "helpdesk.example.com")
+            .stdout(std::process::Stdio::null())
+            .stderr(file)
+            .spawn()
+            .expect("spawn");
+        (child, log)
+    };
+    let mut child = daemon.0;
+    deliver_to_maildir(
+        &env.path().join("inbox"),
+        "1700000000.1.host",
+        &Msg::new(JANE, "Printer", "m1@acme.example").bytes(),
+    );
+    let received = smtp.wait_for(3, Duration::from_secs(15));
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        smtp.transcript()
+            .iter()
+            .any(|line| line.contains("EHLO helpdesk.example.com")),
+        "{:?}",
+        smtp.transcript()
+    );
+    for mail in &received {
+        assert!(
+            mail.mail_from.starts_with("bounces+bounce-")
+                && mail.mail_from.ends_with("@mail.example.com"),
+            "{}",
+            mail.mail_from
+        );
+    }
+    // Each notification has its own return path.
+    let mut paths: Vec<&str> = received.iter().map(|m| m.mail_from.as_str()).collect();
+    paths.dedup();
+    assert_eq!(paths.len(), received.len());
 }

@@ -11,11 +11,12 @@ use async_imap::extensions::idle::IdleResponse;
 use backon::BackoffBuilder;
 use futures::TryStreamExt;
 use tokio_util::sync::CancellationToken;
-use tracing::{Instrument, debug, error, info, info_span, warn};
+use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::config::{DaemonSettings, ImapSettings};
 use crate::ingest::IngestError;
 use crate::ingest::worker::IngestWorker;
+use crate::outage::Outage;
 use crate::store::mailboxes::{self, Cursor};
 use crate::store::{Store, StoreError, now};
 use connect::{ConnectError, ImapSession};
@@ -28,7 +29,7 @@ enum SourceError {
     Imap(#[from] async_imap::error::Error),
     #[error("the store is unavailable: {0}")]
     Store(#[from] StoreError),
-    #[error("ingest failed, will retry: {0}")]
+    #[error("messages stay in the mailbox: {0}")]
     Ingest(IngestError),
 }
 
@@ -56,15 +57,16 @@ impl ImapSource {
         let span = info_span!("imap", source = %label, mailbox = %self.settings.mailbox);
         async {
             let mut backoff = self.backoff();
+            let mut outage = Outage::default();
             while !self.shutdown.is_cancelled() {
                 let started = Instant::now();
-                let delay = match self.session().await {
+                let delay = match self.session(&mut outage).await {
                     Ok(()) => break,
                     Err(SourceError::Connect(e @ ConnectError::Auth { .. })) => {
                         let wait = Duration::from_secs(self.daemon.auth_failure_backoff_secs);
-                        error!(
-                            "{e}; check the user and password (or token) of this [[imap]] source; next attempt in {} s",
-                            wait.as_secs()
+                        outage.failed(
+                            &format!("{e}; check the user and password (or token) of this [[imap]] source"),
+                            wait,
                         );
                         wait
                     }
@@ -73,7 +75,7 @@ impl ImapSource {
                             backoff = self.backoff();
                         }
                         let wait = backoff.next().unwrap_or(Duration::from_secs(self.daemon.reconnect_max_secs));
-                        warn!(error = %e, "mailbox connection lost; reconnecting in {:.1} s", wait.as_secs_f64());
+                        outage.failed(&e.to_string(), wait);
                         wait
                     }
                 };
@@ -98,7 +100,7 @@ impl ImapSource {
     }
 
     /// One connection: process what is pending, wait for more, until shutdown or an error.
-    async fn session(&self) -> Result<(), SourceError> {
+    async fn session(&self, outage: &mut Outage) -> Result<(), SourceError> {
         let timeout = Duration::from_secs(self.daemon.connect_timeout_secs.max(1));
         let mut session = connect::open(&self.settings, timeout).await?;
         let caps = session.capabilities().await?;
@@ -115,6 +117,7 @@ impl ImapSource {
             let processed = self
                 .process_pending(&mut session, uidvalidity, caps)
                 .await?;
+            outage.recovered();
             if self.shutdown.is_cancelled() {
                 break;
             }
@@ -289,6 +292,8 @@ impl ImapSource {
         last: bool,
     ) -> Result<(), SourceError> {
         if !outcome.committed.is_empty() {
+            // Only what is on disk is acknowledged: on a failed sync nothing of the batch is.
+            self.worker.sync().await.map_err(SourceError::Ingest)?;
             acknowledge(
                 session,
                 &outcome.committed,
@@ -346,7 +351,7 @@ impl ImapSource {
             match result {
                 Ok(_) => outcome.committed.push(uid),
                 Err(e) => {
-                    warn!(uid, error = %e, "message left in the mailbox for the next attempt");
+                    debug!(uid, error = %e, "message left in the mailbox for the next attempt");
                     outcome.failure.get_or_insert(e);
                 }
             }

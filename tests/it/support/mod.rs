@@ -5,6 +5,7 @@
 pub mod dovecot;
 pub mod postgres;
 pub mod smtp;
+pub mod syscalls;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -66,7 +67,19 @@ impl Env {
     }
 
     pub fn command(&self) -> Command {
-        let mut cmd = Command::new(BIN);
+        self.command_wrapped(&[])
+    }
+
+    /// `ticketd --config …` run by another program (`strace …`, `fiu-run -x`).
+    pub fn command_wrapped(&self, prefix: &[String]) -> Command {
+        let mut cmd = match prefix.split_first() {
+            Some((program, args)) => {
+                let mut cmd = Command::new(program);
+                cmd.args(args).arg(BIN);
+                cmd
+            }
+            None => Command::new(BIN),
+        };
         cmd.arg("--config").arg(&self.config);
         cmd.env_remove("TICKETD_CONFIG");
         for (key, _) in std::env::vars() {
@@ -261,10 +274,16 @@ pub struct Daemon {
 impl Env {
     /// Starts `ticketd run` with this installation's configuration; its log goes to `daemon.log`.
     pub fn start_daemon(&self) -> Daemon {
-        let log = self.path().join("daemon.log");
+        self.start_daemon_wrapped(&[], "daemon.log")
+    }
+
+    /// Starts `ticketd run` under another program (see [`Env::command_wrapped`]),
+    /// logging to `log_name` in the installation's directory.
+    pub fn start_daemon_wrapped(&self, prefix: &[String], log_name: &str) -> Daemon {
+        let log = self.path().join(log_name);
         let file = std::fs::File::create(&log).expect("daemon log");
         let child = self
-            .command()
+            .command_wrapped(prefix)
             .arg("run")
             .env("RUST_LOG", "info,ticketd=debug")
             .stdout(Stdio::null())
@@ -285,6 +304,13 @@ impl Daemon {
 
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The `ticketd` process: the child itself, or the child's child when it
+    /// runs under a wrapper that forks (strace).
+    pub fn ticketd_pid(&self) -> u32 {
+        let pid = self.pid();
+        descendants(pid).into_iter().next().unwrap_or(pid)
     }
 
     /// Sends a signal (`TERM`, `INT`, `KILL`).
@@ -316,9 +342,15 @@ impl Daemon {
         );
     }
 
-    /// SIGKILL, no questions asked.
+    /// SIGKILL, no questions asked (to a wrapper's children too, which would outlive it).
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
+            for pid in descendants(child.id()) {
+                let _ = Command::new("kill")
+                    .arg("-KILL")
+                    .arg(pid.to_string())
+                    .status();
+            }
             let _ = child.kill();
             let _ = child.wait();
         }
@@ -329,6 +361,23 @@ impl Drop for Daemon {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// The child processes of `pid`, from `/proc`.
+pub fn descendants(pid: u32) -> Vec<u32> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    tasks
+        .filter_map(Result::ok)
+        .filter_map(|task| std::fs::read_to_string(task.path().join("children")).ok())
+        .flat_map(|children| {
+            children
+                .split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect::<Vec<u32>>()
+        })
+        .collect()
 }
 
 /// Polls `condition` every 25 ms until it holds or `limit` passes.

@@ -1,0 +1,256 @@
+//! Nothing is acknowledged before it is on disk. The system calls of the
+//! pipe, of the daemon on a Maildir and of the daemon on Dovecot are traced
+//! with strace: every write to the store's log must be synced before the
+//! acknowledgement that follows it (exit 0, the rename into `cur/`, IMAP's
+//! `UID STORE`). And when the sync fails, nothing of the batch is acknowledged.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use crate::support::dovecot::Dovecot;
+use crate::support::syscalls::{self, Event};
+use crate::support::{Backend, Env, Msg, count_files, deliver_to_maildir, wait_until};
+
+/// No automatic mail and no agent notices: the only writes are the messages'.
+const QUIET: &str = "[notify]\nmax_auto_per_sender_per_hour = 0\nnotify_agents = false\n";
+
+fn message(n: usize) -> Vec<u8> {
+    Msg::new(
+        &format!("Customer {n} <c{n}@acme.example>"),
+        &format!("Question {n}"),
+        &format!("d{n}@acme.example"),
+    )
+    .bytes()
+}
+
+/// Reads a trace and checks it: `expected` acknowledgements, each after a sync
+/// of every log write before it.
+fn check_trace(
+    trace: &Path,
+    database: &Path,
+    expected: usize,
+    is_ack: impl Fn(&str, &str) -> bool,
+) {
+    let text = std::fs::read_to_string(trace).expect("trace");
+    let events: Vec<Event> = syscalls::events(&text, &database.display().to_string(), is_ack);
+    assert!(
+        events.iter().any(|e| e.kind == syscalls::Kind::LogWrite),
+        "the trace shows no write to the log; is the store path right?"
+    );
+    assert_eq!(
+        syscalls::acknowledgements(&events),
+        expected,
+        "acknowledgements"
+    );
+    let unsynced = syscalls::unsynced_acknowledgements(&events);
+    assert!(
+        unsynced.is_empty(),
+        "acknowledged before the log was synced:\n{}",
+        unsynced.join("\n")
+    );
+}
+
+fn skip_without_strace() -> bool {
+    if syscalls::strace_works() {
+        return false;
+    }
+    eprintln!(
+        "skipped: strace cannot trace here (install Debian's strace; ptrace must be allowed)"
+    );
+    true
+}
+
+#[test]
+fn pipe_mode_syncs_the_log_before_it_exits_zero() {
+    if skip_without_strace() {
+        return;
+    }
+    let env = Env::with_config(Backend::Sqlite, &format!("maildir = []\n\n{QUIET}"));
+    // As behind Postfix, the daemon has the store open: closing the pipe's
+    // connection does not checkpoint, so only an explicit sync makes it durable.
+    let daemon = env.start_daemon();
+    wait_until(Duration::from_secs(10), "the daemon to start", || {
+        daemon.log_text().contains("ticketd is running")
+    });
+    for n in 0..6 {
+        let trace = env.path().join(format!("pipe{n}.trace"));
+        let out = {
+            let mut cmd = env.command_wrapped(&syscalls::strace_prefix(&trace));
+            cmd.arg("ingest")
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped());
+            let mut child = cmd.spawn().expect("spawn");
+            let mut stdin = child.stdin.take().expect("stdin");
+            std::io::Write::write_all(&mut stdin, &message(n)).expect("write");
+            drop(stdin);
+            child.wait_with_output().expect("wait")
+        };
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        check_trace(&trace, &env.path().join("ticketd.db"), 1, |name, _| {
+            name == "exit_group"
+        });
+    }
+    assert_eq!(env.tickets().len(), 6);
+}
+
+/// Stops a daemon that runs under strace, letting strace write its trace out.
+fn stop_traced(mut daemon: crate::support::Daemon) {
+    let ticketd = daemon.ticketd_pid();
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(ticketd.to_string())
+        .status();
+    daemon.wait_exit(Duration::from_secs(20));
+}
+
+#[test]
+fn the_daemon_syncs_the_log_before_it_files_a_maildir_message() {
+    if skip_without_strace() {
+        return;
+    }
+    let env = Env::with_config(
+        Backend::Sqlite,
+        &format!("[daemon]\nmaildir_poll_millis = 20\n\n[[maildir]]\npath = \"inbox\"\n\n{QUIET}"),
+    );
+    let trace = env.path().join("daemon.trace");
+    let daemon = env.start_daemon_wrapped(&syscalls::strace_prefix(&trace), "daemon.log");
+    wait_until(Duration::from_secs(30), "the daemon to start", || {
+        daemon.log_text().contains("ticketd is running")
+    });
+    let inbox = env.path().join("inbox");
+    let count = 12;
+    for n in 0..count {
+        deliver_to_maildir(&inbox, &format!("1700000000.{n}.host"), &message(n));
+        wait_until(Duration::from_secs(20), "the message to be filed", || {
+            count_files(&inbox.join("cur")) == n + 1
+        });
+    }
+    stop_traced(daemon);
+    check_trace(
+        &trace,
+        &env.path().join("ticketd.db"),
+        count,
+        |name, args| name.starts_with("rename") && args.contains("/inbox/new/"),
+    );
+}
+
+#[test]
+fn the_daemon_syncs_the_log_before_it_flags_an_imap_message() {
+    if skip_without_strace() {
+        return;
+    }
+    let dovecot = Dovecot::start(&[("support", "pw")]);
+    let env = Env::with_config(
+        Backend::Sqlite,
+        &format!(
+            "maildir = []\n\n[daemon]\nidle_timeout_secs = 60\nreconnect_max_secs = 1\n\n\
+             [[imap]]\nhost = \"{}\"\nport = {}\nsecurity = \"plain\"\nuser = \"support\"\n\
+             password = \"pw\"\n\n{QUIET}",
+            dovecot.host(),
+            dovecot.plain_port()
+        ),
+    );
+    let trace = env.path().join("daemon.trace");
+    let daemon = env.start_daemon_wrapped(&syscalls::strace_prefix(&trace), "daemon.log");
+    wait_until(Duration::from_secs(30), "the daemon to idle", || {
+        daemon.log_text().contains("idle=true")
+    });
+    let count = 8;
+    for n in 0..count {
+        dovecot.append("support", "INBOX", &[message(n)]);
+        wait_until(Duration::from_secs(20), "the message to be moved", || {
+            dovecot.count("support", "Processed") == n + 1
+        });
+    }
+    stop_traced(daemon);
+    check_trace(
+        &trace,
+        &env.path().join("ticketd.db"),
+        count,
+        |name, args| {
+            matches!(name, "write" | "writev" | "sendto" | "sendmsg")
+                && args.contains("TCP")
+                && args.contains("UID STORE")
+        },
+    );
+}
+
+#[test]
+fn a_failed_sync_acknowledges_nothing_of_its_batch() {
+    let fiu_run = Command::new("fiu-run").arg("-h").output();
+    if fiu_run.is_err() {
+        eprintln!("skipped: fiu-run is missing (Debian package fiu-utils)");
+        return;
+    }
+    let env = Env::with_config(
+        Backend::Sqlite,
+        &format!(
+            "[daemon]\nmaildir_poll_millis = 20\nreconnect_max_secs = 1\n\n\
+             [[maildir]]\npath = \"inbox\"\n\n{QUIET}"
+        ),
+    );
+    let control = env.path().join("fiu");
+    let prefix: Vec<String> = vec![
+        "fiu-run".into(),
+        "-x".into(),
+        "-f".into(),
+        control.display().to_string(),
+    ];
+    let daemon = env.start_daemon_wrapped(&prefix, "daemon.log");
+    wait_until(Duration::from_secs(20), "the daemon to start", || {
+        daemon.log_text().contains("ticketd is running")
+    });
+    let fiu_ctrl = |command: &str| {
+        let out = Command::new("fiu-ctrl")
+            .arg("-f")
+            .arg(&control)
+            .arg("-c")
+            .arg(command)
+            .arg(daemon.pid().to_string())
+            .output()
+            .expect("fiu-ctrl");
+        assert!(out.status.success(), "fiu-ctrl {command}: {out:?}");
+    };
+    // From now on every fsync and fdatasync of the daemon fails (EIO).
+    fiu_ctrl("enable name=posix/io/sync/*,failinfo=5");
+    let inbox = env.path().join("inbox");
+    let count = 10;
+    for n in 0..count {
+        deliver_to_maildir(&inbox, &format!("1700000000.{n}.host"), &message(n));
+    }
+    // The messages are committed (another process sees them)...
+    wait_until(Duration::from_secs(20), "the tickets", || {
+        env.tickets().len() == count
+    });
+    wait_until(
+        Duration::from_secs(10),
+        "the sync failure to be reported",
+        || daemon.log_text().contains("cannot make the store durable"),
+    );
+    // ...but none is acknowledged while the sync keeps failing.
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(count_files(&inbox.join("cur")), 0, "{}", daemon.log_text());
+    assert_eq!(count_files(&inbox.join("new")), count);
+    fiu_ctrl("disable name=posix/io/sync/*");
+    wait_until(Duration::from_secs(20), "every message to be filed", || {
+        count_files(&inbox.join("cur")) == count
+    });
+    // Read again and recognized: each is still one ticket.
+    assert_eq!(env.tickets().len(), count);
+    let log = daemon.log_text();
+    let errors = log
+        .lines()
+        .filter(|l| l.contains("ERROR") && l.contains("cannot make the store durable"))
+        .count();
+    assert_eq!(
+        errors, 1,
+        "one error for the outage, not one per attempt:\n{log}"
+    );
+}
