@@ -8,6 +8,7 @@ mod imap;
 mod mta;
 mod notify;
 mod pipeline;
+mod postfix;
 mod smtp_peer;
 mod support;
 mod systemd;
