@@ -101,13 +101,19 @@ async fn ingest_one(pipeline: &Pipeline, file: &std::path::Path, name: &str, jso
             0
         }
         Err(e) => {
-            print_error(json, name, &e.to_string());
-            match &e {
+            let code = match &e {
                 IngestError::NotAMessage(_) => exit::DATA_ERR,
                 // A store or file failure: the MTA keeps the message and retries.
                 // Other failures too, so that nothing is bounced or lost over a bug.
                 _ => exit::TEMP_FAIL,
-            }
+            };
+            let reason = if code == exit::TEMP_FAIL {
+                format!("deferred: {e}")
+            } else {
+                e.to_string()
+            };
+            print_error(json, name, &reason);
+            code
         }
     }
 }

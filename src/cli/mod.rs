@@ -170,10 +170,12 @@ fn quiet_on_closed_pipe() {
 }
 
 pub fn run(cli: Cli) -> ExitCode {
-    let default_level = if matches!(cli.command, Command::Run) {
-        "info"
-    } else {
-        "warn"
+    // The pipe's output is what the MTA logs: only its own report or reason
+    // line, unless RUST_LOG asks for more.
+    let default_level = match cli.command {
+        Command::Run => "info",
+        Command::Ingest(_) => "off",
+        _ => "warn",
     };
     init_logging(cli.log_format, default_level);
     if !matches!(cli.command, Command::Run | Command::Ingest(_)) {

@@ -254,8 +254,10 @@ impl Pipeline {
     }
 
     /// Lets the SQLite log restart (see [`checkpoint::catch_up`]); between
-    /// messages, on this pipeline's connection. Returns false when it has to
-    /// be tried again; a failure is only logged (the checkpointer goes on).
+    /// messages, on this pipeline's connection. Returns false when it should
+    /// be tried again after the next message (the log was busy). A failure
+    /// (a full disk) is logged at debug level only, since the checkpointer
+    /// reports it once, and counts as done: the next try comes a batch later.
     pub async fn catch_up_checkpoint(&self) -> bool {
         let mut slot = self.conn.lock().await;
         let result = match self.checkout(&mut slot).await {
@@ -269,8 +271,8 @@ impl Pipeline {
             Err(e) => Err(e),
         };
         result.unwrap_or_else(|e| {
-            tracing::warn!(error = %e, "WAL checkpoint failed");
-            false
+            tracing::debug!(error = %e, "WAL catch-up failed");
+            true
         })
     }
 
@@ -530,13 +532,19 @@ impl Pipeline {
     }
 }
 
-/// Keeps the connection for the next message, unless it may be broken.
+/// Keeps the connection for the next message, unless it may be broken: after
+/// a transient error, or when it is still inside a transaction (a failed
+/// COMMIT can leave the driver believing so, and every later BEGIN would fail).
 fn checkin<T>(
     slot: &mut Option<PoolConnection<Any>>,
-    conn: PoolConnection<Any>,
+    mut conn: PoolConnection<Any>,
     result: &Result<T, IngestError>,
 ) {
-    if !result.as_ref().is_err_and(IngestError::is_transient) {
+    use sqlx::Connection;
+    let suspect = result.as_ref().is_err_and(IngestError::is_transient);
+    if suspect || conn.is_in_transaction() {
+        conn.close_on_drop();
+    } else {
         *slot = Some(conn);
     }
 }

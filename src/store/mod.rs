@@ -113,6 +113,17 @@ fn is_transient(e: &sqlx::Error) -> bool {
     }
 }
 
+/// SQLite's SQLITE_READONLY family: the file or its directory cannot be written.
+fn is_read_only(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Database(db) => db
+            .code()
+            .and_then(|c| c.parse::<i64>().ok())
+            .is_some_and(|c| c & 0xff == 8),
+        _ => false,
+    }
+}
+
 /// Maps a unique-constraint violation to a [`StoreError::Conflict`] with `message`.
 pub(crate) fn conflict(e: sqlx::Error, message: impl FnOnce() -> String) -> StoreError {
     match &e {
@@ -192,7 +203,16 @@ impl Store {
             .acquire_timeout(timeout)
             // A broken connection fails its statement and the message is retried;
             // pinging before every use would cost a round trip per message.
-            .test_before_acquire(false);
+            .test_before_acquire(false)
+            // A connection that comes back still inside a transaction is closed, not
+            // reused: after a COMMIT that failed (a full disk) the driver can lose track
+            // of the transaction, and every later BEGIN on that connection would fail.
+            .after_release(|conn, _meta| {
+                Box::pin(async move {
+                    use sqlx::Connection;
+                    Ok(!conn.is_in_transaction())
+                })
+            });
         let mut migration_lock = None;
         let url = match backend {
             Backend::Sqlite => {
@@ -217,8 +237,16 @@ impl Store {
                 };
                 options = options.after_connect(move |conn, _meta| {
                     Box::pin(async move {
+                        // A store this user cannot write (a wrong owner) fails here; let
+                        // it fail at its first write instead, at once: the pool retries
+                        // a failed connection set-up until its timeout.
+                        if let Err(e) = conn.execute("PRAGMA journal_mode = WAL").await
+                            && !is_read_only(&e)
+                        {
+                            return Err(e);
+                        }
                         conn.execute(sqlx::AssertSqlSafe(format!(
-                            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+                            "PRAGMA synchronous = NORMAL; \
                              PRAGMA foreign_keys = ON; PRAGMA busy_timeout = {busy_ms}; \
                              PRAGMA wal_autocheckpoint = {autocheckpoint_pages}; PRAGMA cache_size = -{cache_kib};"
                         )))

@@ -4,6 +4,7 @@ mod cli;
 mod daemon;
 mod durability;
 mod fixtures;
+mod full_disk;
 mod imap;
 mod mta;
 mod notify;
