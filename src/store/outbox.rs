@@ -331,3 +331,52 @@ pub async fn clear_bounce_flag(conn: &mut Conn, address: &str) -> Result<bool, S
         .await?;
     Ok(done.rows_affected() > 0)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::StoreSettings;
+    use crate::store::Store;
+
+    #[tokio::test]
+    async fn a_bounce_flag_counts_until_it_expires_and_can_be_cleared() {
+        let store = Store::open(&StoreSettings {
+            url: "sqlite::memory:".into(),
+            max_connections: 1,
+            connect_timeout_secs: 5,
+        })
+        .await
+        .expect("store");
+        let mut conn = store.conn().await.expect("conn");
+        let jane = "jane@acme.example";
+        flag_bounced(&mut conn, jane, "delivery failed", Some(7), 1_000)
+            .await
+            .expect("flag");
+        let history = automatic_history(&mut conn, jane, 0, 500).await;
+        assert!(history.expect("history").bounced);
+        // Set before the flag lifetime began: expired.
+        let history = automatic_history(&mut conn, jane, 0, 1_001).await;
+        assert!(!history.expect("history").bounced);
+        let listed = bounce_flags(&mut conn, 500, None).await.expect("list");
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].outbox_id, Some(7));
+        assert!(
+            bounce_flags(&mut conn, 2_000, None)
+                .await
+                .expect("list")
+                .is_empty()
+        );
+        assert!(clear_bounce_flag(&mut conn, jane).await.expect("clear"));
+        assert!(
+            !clear_bounce_flag(&mut conn, jane)
+                .await
+                .expect("clear again")
+        );
+        assert!(
+            !automatic_history(&mut conn, jane, 0, 0)
+                .await
+                .expect("history")
+                .bounced
+        );
+    }
+}

@@ -124,3 +124,43 @@ fn json_logs_carry_a_span_per_message() {
     assert_eq!(span["outcome"], "created", "{line}");
     assert_eq!(span["ticket"], 1, "{line}");
 }
+
+#[test]
+fn two_daemons_on_one_maildir_take_each_message_once_and_log_no_retries() {
+    let env = maildir_env();
+    let first = env.start_daemon_wrapped(&[], "first.log");
+    let second = env.start_daemon_wrapped(&[], "second.log");
+    for daemon in [&first, &second] {
+        wait_until(Duration::from_secs(10), "the daemons to start", || {
+            daemon.log_text().contains("ticketd is running")
+        });
+    }
+    let inbox = env.path().join("inbox");
+    let count = 200;
+    for n in 0..count {
+        deliver_to_maildir(
+            &inbox,
+            &format!("1700000000.{n}.host"),
+            &Msg::new(
+                &format!("Customer {n} <c{n}@acme.example>"),
+                &format!("Question {n}"),
+                &format!("two{n}@acme.example"),
+            )
+            .bytes(),
+        );
+    }
+    wait_until(Duration::from_secs(60), "every message filed", || {
+        count_files(&inbox.join("cur")) == count
+    });
+    assert_eq!(count_files(&inbox.join("new")), 0);
+    let tickets = env.tickets();
+    assert_eq!(tickets.len(), count);
+    // A file the other daemon moved first is not an error to retry.
+    for daemon in [&first, &second] {
+        let log = daemon.log_text();
+        assert!(
+            !log.contains("No such file") && !log.contains("retrying in"),
+            "{log}"
+        );
+    }
+}

@@ -254,3 +254,69 @@ fn a_failed_sync_acknowledges_nothing_of_its_batch() {
         "one error for the outage, not one per attempt:\n{log}"
     );
 }
+
+#[test]
+fn pipe_mode_defers_when_its_sync_fails_and_the_retry_is_one_ticket() {
+    if Command::new("fiu-run").arg("-h").output().is_err() {
+        eprintln!("skipped: fiu-run is missing (Debian package fiu-utils)");
+        return;
+    }
+    let env = Env::with_config(Backend::Sqlite, &format!("maildir = []\n\n{QUIET}"));
+    env.ok(&["migrate"]);
+    // Every fsync and fdatasync of this ingest fails (EIO).
+    let prefix: Vec<String> = [
+        "fiu-run",
+        "-x",
+        "-c",
+        "enable name=posix/io/sync/*,failinfo=5",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let mut child = env
+        .command_wrapped(&prefix)
+        .arg("ingest")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut stdin = child.stdin.take().expect("stdin");
+    std::io::Write::write_all(&mut stdin, &message(1)).expect("write");
+    drop(stdin);
+    let out = child.wait_with_output().expect("wait");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(75), "{stderr}");
+    assert!(stderr.contains("cannot make the store durable"), "{stderr}");
+    // The MTA delivers it again: recognized, synced, one ticket.
+    let report = env.ingest(&message(1));
+    assert_eq!(report["outcome"], "duplicate", "{report}");
+    assert_eq!(env.tickets().len(), 1);
+}
+
+#[test]
+fn postgres_without_synchronous_commit_is_warned_about() {
+    let env = Env::new(Backend::Postgres);
+    env.ok(&["migrate"]);
+    env.database()
+        .expect("a PostgreSQL database")
+        .administer("ALTER DATABASE {db} SET synchronous_commit = off");
+    let out = env
+        .command()
+        .arg("ingest")
+        .env("RUST_LOG", "warn")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            let mut stdin = child.stdin.take().expect("stdin");
+            std::io::Write::write_all(&mut stdin, &message(2))?;
+            drop(stdin);
+            child.wait_with_output()
+        })
+        .expect("ingest");
+    assert_eq!(out.status.code(), Some(0));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("synchronous_commit = off"), "{stderr}");
+}

@@ -67,6 +67,11 @@ impl Env {
         self.dir.path()
     }
 
+    /// The PostgreSQL database of a `Backend::Postgres` installation.
+    pub fn database(&self) -> Option<&postgres::TestDatabase> {
+        self._database.as_ref()
+    }
+
     pub fn command(&self) -> Command {
         self.command_wrapped(&[])
     }

@@ -44,6 +44,19 @@ impl TestDatabase {
     }
 }
 
+impl TestDatabase {
+    /// Runs `sql` on the server as the administrator (`{db}` is this database's name).
+    pub fn administer(&self, sql: &str) {
+        let sql = sql.replace("{db}", &self.name);
+        runtime().block_on(async {
+            let mut conn = PgConnection::connect(&admin_url()).await.expect("connect");
+            conn.execute(sqlx::AssertSqlSafe(sql))
+                .await
+                .expect("administer");
+        });
+    }
+}
+
 impl Drop for TestDatabase {
     fn drop(&mut self) {
         let admin = admin_url();
