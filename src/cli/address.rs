@@ -34,13 +34,9 @@ struct FlagView<'a> {
 }
 
 pub async fn run(ctx: &Ctx, cmd: AddressCommand) -> ExitCode {
-    let store = match ctx.store().await {
-        Ok(s) => s,
+    let (_store, mut conn) = match ctx.connection().await {
+        Ok(opened) => opened,
         Err(code) => return code,
-    };
-    let mut conn = match store.conn().await {
-        Ok(c) => c,
-        Err(e) => return fail("cannot reach the store", &e),
     };
     let days = i64::try_from(ctx.settings.notify.bounce_flag_days).unwrap_or(i64::MAX / 86_400);
     let lifetime = days.saturating_mul(86_400);

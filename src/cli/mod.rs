@@ -131,6 +131,19 @@ impl Ctx {
     }
 }
 
+impl Ctx {
+    /// Opens the store and takes a connection from it, printing why when it cannot.
+    pub async fn connection(
+        &self,
+    ) -> Result<(Store, sqlx::pool::PoolConnection<sqlx::Any>), ExitCode> {
+        let store = self.store().await?;
+        match store.conn().await {
+            Ok(conn) => Ok((store, conn)),
+            Err(e) => Err(fail("cannot reach the store", &e)),
+        }
+    }
+}
+
 /// Prints a store error and picks the exit code: 75 when retrying may help.
 pub fn store_failure(context: &str, e: &StoreError) -> ExitCode {
     eprintln!("ticketd: {context}: {e}");

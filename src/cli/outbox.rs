@@ -38,13 +38,9 @@ pub enum OutboxCommand {
 }
 
 pub async fn run(ctx: &Ctx, cmd: OutboxCommand) -> ExitCode {
-    let store = match ctx.store().await {
-        Ok(s) => s,
+    let (_store, mut conn) = match ctx.connection().await {
+        Ok(opened) => opened,
         Err(code) => return code,
-    };
-    let mut conn = match store.conn().await {
-        Ok(c) => c,
-        Err(e) => return fail("cannot reach the store", &e),
     };
     match cmd {
         OutboxCommand::List {

@@ -36,13 +36,9 @@ pub async fn run(ctx: &Ctx, cmd: TemplateCommand) -> ExitCode {
         lang,
         html,
     } = cmd;
-    let store = match ctx.store().await {
-        Ok(s) => s,
+    let (_store, mut conn) = match ctx.connection().await {
+        Ok(opened) => opened,
         Err(code) => return code,
-    };
-    let mut conn = match store.conn().await {
-        Ok(c) => c,
-        Err(e) => return fail("cannot reach the store", &e),
     };
     let queues = match queues::load(&mut conn, &ctx.settings.queues).await {
         Ok(q) => q,

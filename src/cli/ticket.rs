@@ -86,13 +86,9 @@ struct TicketDetail<'a> {
 }
 
 pub async fn run(ctx: &Ctx, cmd: TicketCommand) -> ExitCode {
-    let store = match ctx.store().await {
-        Ok(s) => s,
+    let (store, mut conn) = match ctx.connection().await {
+        Ok(opened) => opened,
         Err(code) => return code,
-    };
-    let mut conn = match store.conn().await {
-        Ok(c) => c,
-        Err(e) => return fail("cannot reach the store", &e),
     };
     match cmd {
         TicketCommand::List { status, org, json } => {

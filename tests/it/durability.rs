@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use crate::support::dovecot::Dovecot;
 use crate::support::syscalls::{self, Event};
-use crate::support::{Backend, Env, Msg, count_files, deliver_to_maildir, wait_until};
+use crate::support::{Backend, Env, Msg, count_files, deliver_to_maildir, run_piped, wait_until};
 
 /// No automatic mail and no agent notices: the only writes are the messages'.
 const QUIET: &str = "[notify]\nmax_auto_per_sender_per_hour = 0\nnotify_agents = false\n";
@@ -75,18 +75,9 @@ fn pipe_mode_syncs_the_log_before_it_exits_zero() {
     });
     for n in 0..6 {
         let trace = env.path().join(format!("pipe{n}.trace"));
-        let out = {
-            let mut cmd = env.command_wrapped(&syscalls::strace_prefix(&trace));
-            cmd.arg("ingest")
-                .stdin(std::process::Stdio::piped())
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped());
-            let mut child = cmd.spawn().expect("spawn");
-            let mut stdin = child.stdin.take().expect("stdin");
-            std::io::Write::write_all(&mut stdin, &message(n)).expect("write");
-            drop(stdin);
-            child.wait_with_output().expect("wait")
-        };
+        let mut cmd = env.command_wrapped(&syscalls::strace_prefix(&trace));
+        cmd.arg("ingest");
+        let out = run_piped(cmd, &message(n));
         assert_eq!(
             out.status.code(),
             Some(0),
@@ -273,18 +264,9 @@ fn pipe_mode_defers_when_its_sync_fails_and_the_retry_is_one_ticket() {
     .iter()
     .map(|s| s.to_string())
     .collect();
-    let mut child = env
-        .command_wrapped(&prefix)
-        .arg("ingest")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let mut stdin = child.stdin.take().expect("stdin");
-    std::io::Write::write_all(&mut stdin, &message(1)).expect("write");
-    drop(stdin);
-    let out = child.wait_with_output().expect("wait");
+    let mut cmd = env.command_wrapped(&prefix);
+    cmd.arg("ingest");
+    let out = run_piped(cmd, &message(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(75), "{stderr}");
     assert!(stderr.contains("cannot make the store durable"), "{stderr}");
@@ -301,21 +283,9 @@ fn postgres_without_synchronous_commit_is_warned_about() {
     env.database()
         .expect("a PostgreSQL database")
         .administer("ALTER DATABASE {db} SET synchronous_commit = off");
-    let out = env
-        .command()
-        .arg("ingest")
-        .env("RUST_LOG", "warn")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .and_then(|mut child| {
-            let mut stdin = child.stdin.take().expect("stdin");
-            std::io::Write::write_all(&mut stdin, &message(2))?;
-            drop(stdin);
-            child.wait_with_output()
-        })
-        .expect("ingest");
+    let mut cmd = env.command();
+    cmd.arg("ingest").env("RUST_LOG", "warn");
+    let out = run_piped(cmd, &message(2));
     assert_eq!(out.status.code(), Some(0));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("synchronous_commit = off"), "{stderr}");

@@ -6,11 +6,11 @@
 use std::collections::HashSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use crate::support::dovecot::Dovecot;
-use crate::support::{BIN, Msg, wait_until};
+use crate::support::{BIN, Msg, run_piped, wait_until};
 
 const MESSAGES: usize = 3000;
 
@@ -124,24 +124,24 @@ fn message(n: usize) -> Vec<u8> {
 
 /// `ticketd ingest` of one message, as an MTA's pipe: exit code and stderr.
 fn pipe(config: &Path, raw: &[u8]) -> (Option<i32>, String) {
-    let mut child = Command::new(BIN)
-        .arg("--config")
-        .arg(config)
-        .arg("ingest")
-        .env("RUST_LOG", "error")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn ingest");
-    let mut stdin = child.stdin.take().expect("stdin");
-    let _ = stdin.write_all(raw);
-    drop(stdin);
-    let out = child.wait_with_output().expect("wait");
+    let mut cmd = Command::new(BIN);
+    cmd.arg("--config").arg(config).arg("ingest");
+    let out = run_piped(cmd, raw);
     (
         out.status.code(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
+}
+
+/// `ticketd migrate`: creates the store before the disk is filled.
+fn migrate(config: &Path) {
+    let out = Command::new(BIN)
+        .arg("--config")
+        .arg(config)
+        .arg("migrate")
+        .output()
+        .expect("migrate");
+    assert!(out.status.success(), "{out:?}");
 }
 
 /// The subjects of every ticket, each once (a repeat fails the test).
@@ -184,13 +184,7 @@ fn pipe_mode_defers_on_a_full_disk_and_each_message_is_one_ticket_after_space_is
     };
     let dir = tempfile::tempdir().expect("temp dir");
     let config = config(dir.path(), disk.path(), "");
-    let out = Command::new(BIN)
-        .arg("--config")
-        .arg(&config)
-        .arg("migrate")
-        .output()
-        .expect("migrate");
-    assert!(out.status.success());
+    migrate(&config);
     let ballast = disk.fill_leaving(5 << 20);
     // Two pipes at a time, as an MTA runs several deliveries at once.
     let deferred: Vec<usize> = std::thread::scope(|scope| {
@@ -258,13 +252,7 @@ fn the_daemon_acknowledges_nothing_unrecorded_on_a_full_disk_and_resumes_by_itse
             dovecot.plain_port()
         ),
     );
-    let out = Command::new(BIN)
-        .arg("--config")
-        .arg(&config)
-        .arg("migrate")
-        .output()
-        .expect("migrate");
-    assert!(out.status.success());
+    migrate(&config);
     let ballast = disk.fill_leaving(3 << 20);
     let log = dir.path().join("daemon.log");
     let daemon = KillOnDrop(

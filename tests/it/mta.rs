@@ -5,10 +5,10 @@
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use crate::support::{BIN, Backend, Env, Msg};
+use crate::support::{BIN, Backend, Env, Msg, run_piped};
 
 /// The uid and gid of `nobody`, a user every Debian system has.
 const NOBODY: u32 = 65534;
@@ -30,17 +30,7 @@ fn run_ticketd(config: &Path, args: &[&str], stdin: &[u8], as_nobody: bool, cwd:
     if as_nobody {
         cmd.uid(NOBODY).gid(NOBODY);
     }
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn ticketd");
-    let mut input = child.stdin.take().expect("stdin");
-    // A command that fails before reading its input closes the pipe, as an MTA sees it.
-    let _ = std::io::Write::write_all(&mut input, stdin);
-    drop(input);
-    child.wait_with_output().expect("wait for ticketd")
+    run_piped(cmd, stdin)
 }
 
 fn message(n: u32) -> Vec<u8> {
@@ -133,19 +123,10 @@ fn a_locked_store_defers_and_the_retried_message_becomes_one_ticket() {
             .expect("lock");
         conn
     });
-    let mut child = env
-        .command()
-        .arg("ingest")
-        .env("TICKETD__STORE__CONNECT_TIMEOUT_SECS", "1")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let mut input = child.stdin.take().expect("stdin");
-    std::io::Write::write_all(&mut input, &message(1)).expect("write");
-    drop(input);
-    let out = child.wait_with_output().expect("wait");
+    let mut cmd = env.command();
+    cmd.arg("ingest")
+        .env("TICKETD__STORE__CONNECT_TIMEOUT_SECS", "1");
+    let out = run_piped(cmd, &message(1));
     assert_eq!(out.status.code(), Some(75), "{}", stderr(&out));
     assert!(stderr(&out).contains("deferred"), "{}", stderr(&out));
     runtime.block_on(async {

@@ -247,14 +247,23 @@ impl ImapSource {
             // work at the same time instead of in turn. Batches are still acknowledged,
             // and the cursor moved, in order and only after commit.
             let (outcome, io) = tokio::join!(self.ingest_batch(&messages), async {
-                if let Some((batch, outcome)) = unsettled.take() {
-                    self.settle(session, batch, &outcome, &mut cursor, caps, false)
-                        .await?;
-                }
-                match prefetch {
-                    Some(next) => fetch(session, next).await.map(Some),
-                    None => Ok(None),
-                }
+                let fetch_next = async {
+                    match prefetch {
+                        Some(next) => fetch(session, next).await.map(Some),
+                        None => Ok(None),
+                    }
+                };
+                let Some((batch, outcome)) = unsettled.take() else {
+                    return fetch_next.await;
+                };
+                // The log is synced while the next batch is fetched; the
+                // acknowledgement waits for the sync.
+                let (synced, next) = tokio::join!(self.sync(&outcome), fetch_next);
+                synced?;
+                let next = next?;
+                self.settle(session, batch, &outcome, &mut cursor, caps, false)
+                    .await?;
+                Ok(next)
             });
             drop(messages);
             processed += outcome.committed.len();
@@ -264,6 +273,7 @@ impl ImapSource {
                 Err(e) => return Err(e),
             }
             if outcome.failure.is_some() || current.is_none() || self.shutdown.is_cancelled() {
+                self.sync(&outcome).await?;
                 self.settle(session, batch, &outcome, &mut cursor, caps, true)
                     .await?;
                 if let Some(e) = outcome.failure {
@@ -277,7 +287,17 @@ impl ImapSource {
         Ok(processed)
     }
 
-    /// Acknowledges the committed messages of a batch, then moves the cursor over
+    /// Makes the commits of a batch durable before it is acknowledged (see
+    /// [`IngestWorker::sync`]); on a failure nothing of the batch may be.
+    async fn sync(&self, outcome: &BatchOutcome) -> Result<(), SourceError> {
+        if outcome.committed.is_empty() {
+            return Ok(());
+        }
+        self.worker.sync().await.map_err(SourceError::Ingest)
+    }
+
+    /// Acknowledges the committed messages of a batch, which [`Self::sync`]
+    /// made durable, then moves the cursor over
     /// the part of the batch that is committed without a gap. The cursor is written
     /// at most once a second during a pass and always at its end (`last`): each write
     /// takes the SQLite write lock the ingest worker needs, and a cursor that lags
@@ -292,8 +312,6 @@ impl ImapSource {
         last: bool,
     ) -> Result<(), SourceError> {
         if !outcome.committed.is_empty() {
-            // Only what is on disk is acknowledged: on a failed sync nothing of the batch is.
-            self.worker.sync().await.map_err(SourceError::Ingest)?;
             acknowledge(
                 session,
                 &outcome.committed,

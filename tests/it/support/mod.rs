@@ -99,18 +99,9 @@ impl Env {
 
     /// Runs `ticketd --config … args`, feeding `stdin`.
     pub fn run_with_input(&self, args: &[&str], stdin: &[u8]) -> Output {
-        let mut child = self
-            .command()
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn ticketd");
-        let mut input = child.stdin.take().expect("stdin");
-        input.write_all(stdin).expect("write stdin");
-        drop(input);
-        child.wait_with_output().expect("wait for ticketd")
+        let mut cmd = self.command();
+        cmd.args(args);
+        run_piped(cmd, stdin)
     }
 
     pub fn run(&self, args: &[&str]) -> Output {
@@ -367,6 +358,21 @@ impl Drop for Daemon {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// Runs `cmd` with `stdin` as its input and its output captured. A command
+/// that exits before reading its input closes the pipe, as an MTA sees it.
+pub fn run_piped(mut cmd: Command, stdin: &[u8]) -> Output {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut input = child.stdin.take().expect("stdin");
+    let _ = input.write_all(stdin);
+    drop(input);
+    child.wait_with_output().expect("wait")
 }
 
 /// The child processes of `pid`, from `/proc`.
