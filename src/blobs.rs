@@ -3,13 +3,9 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::store::durable::Durability;
-
 #[derive(Debug, Clone)]
 pub struct BlobStore {
     dir: PathBuf,
-    /// Where new files are recorded so the next sync makes them durable.
-    durability: Option<Durability>,
 }
 
 impl BlobStore {
@@ -17,15 +13,7 @@ impl BlobStore {
     pub fn new(data_dir: &Path) -> BlobStore {
         BlobStore {
             dir: data_dir.join("attachments"),
-            durability: None,
         }
-    }
-
-    /// Records every file it writes (and the directories that name it) into
-    /// `durability`, to be synced before the message is acknowledged.
-    pub fn recording_into(mut self, durability: Durability) -> BlobStore {
-        self.durability = Some(durability);
-        self
     }
 
     pub fn path(&self, sha256: &str) -> PathBuf {
@@ -34,13 +22,12 @@ impl BlobStore {
     }
 
     /// Writes `bytes` unless a blob with this hash exists. The file appears
-    /// whole or not at all (written beside it, then renamed).
+    /// whole or not at all (written beside it, synced, then renamed), and it is
+    /// on disk with its directory entry when this returns: before the commit
+    /// that names it, which may become durable at any moment after.
     pub async fn put(&self, sha256: &str, bytes: &[u8]) -> io::Result<()> {
         let path = self.path(sha256);
-        if tokio::fs::try_exists(&path).await.unwrap_or(false) {
-            return Ok(());
-        }
-        let parent = path.parent().unwrap_or(&self.dir);
+        let parent = path.parent().unwrap_or(&self.dir).to_path_buf();
         // Errors name the directory, not the file: a full disk is one error, not one per blob.
         let failed = |e: io::Error| {
             io::Error::new(
@@ -48,27 +35,47 @@ impl BlobStore {
                 format!("cannot write under {}: {e}", self.dir.display()),
             )
         };
-        tokio::fs::create_dir_all(parent).await.map_err(failed)?;
+        if tokio::fs::try_exists(&path).await.unwrap_or(false) {
+            // Written before, maybe by a process that stopped before syncing its entry.
+            return sync_directory(&parent).await.map_err(failed);
+        }
+        let new_dirs: Vec<PathBuf> = [&self.dir, &parent]
+            .into_iter()
+            .filter(|d| !d.exists())
+            .cloned()
+            .collect();
+        tokio::fs::create_dir_all(&parent).await.map_err(failed)?;
         let tmp = parent.join(format!(".{sha256}.{}.tmp", std::process::id()));
-        if let Err(e) = tokio::fs::write(&tmp, bytes).await {
+        if let Err(e) = write_synced(&tmp, bytes).await {
             let _ = tokio::fs::remove_file(&tmp).await;
             return Err(failed(e));
         }
         tokio::fs::rename(&tmp, &path).await.map_err(failed)?;
-        if let Some(durability) = &self.durability {
-            durability.wrote(path.clone());
-            durability.wrote(parent.to_path_buf());
-            durability.wrote(self.dir.clone());
-            if let Some(data_dir) = self.dir.parent() {
-                durability.wrote(data_dir.to_path_buf());
+        sync_directory(&parent).await.map_err(failed)?;
+        // A directory made just now is named in its own parent.
+        for dir in new_dirs {
+            if let Some(up) = dir.parent() {
+                sync_directory(up).await.map_err(failed)?;
             }
         }
         Ok(())
     }
 
+    /// The content of the blob with this hash.
     pub async fn get(&self, sha256: &str) -> io::Result<Vec<u8>> {
         tokio::fs::read(self.path(sha256)).await
     }
+}
+
+async fn write_synced(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    use tokio::io::AsyncWriteExt;
+    let mut file = tokio::fs::File::create(path).await?;
+    file.write_all(bytes).await?;
+    file.sync_all().await
+}
+
+async fn sync_directory(dir: &Path) -> io::Result<()> {
+    tokio::fs::File::open(dir).await?.sync_all().await
 }
 
 #[cfg(test)]

@@ -377,8 +377,29 @@ impl Settings {
             key_error(key, e.into_inner().to_string())
         })?;
         settings.validate()?;
-        settings.resolve_paths(&path_base(file)?);
+        settings.normalize();
+        let configured_url = settings.store.url.clone();
+        let base = path_base(file)?;
+        settings.resolve_paths(&base);
+        if file.is_some() {
+            refuse_store_left_behind(&configured_url, &settings.store.url)?;
+        }
         Ok(settings)
+    }
+
+    /// Addresses and names as they are used: `Bounces <b@x.com>` → `b@x.com`,
+    /// `Mail.Example.com.` → `mail.example.com` (validation accepted them).
+    fn normalize(&mut self) {
+        for queue in &mut self.queues {
+            if let Some(sender) = &queue.envelope_sender {
+                queue.envelope_sender = address::normalize(sender);
+            }
+        }
+        if let Some(smtp) = &mut self.smtp
+            && let Some(name) = &smtp.helo_name
+        {
+            smtp.helo_name = address::normalize_domain(name);
+        }
     }
 
     /// Makes every relative path absolute against `base`, so that the daemon,
@@ -650,7 +671,8 @@ fn path_base(file: Option<&Path>) -> Result<PathBuf, ConfigError> {
 }
 
 /// `sqlite://data/x.db?mode=rwc` → `sqlite:///base/data/x.db?mode=rwc`; other URLs,
-/// absolute paths and in-memory databases are returned as they are.
+/// absolute paths and in-memory databases are returned as they are. The base
+/// is percent-encoded where a URL needs it (`%`, `?`, `#`), as sqlx decodes it.
 fn resolve_sqlite_url(url: &str, base: &Path) -> String {
     let trimmed = url.trim();
     let Some(rest) = trimmed.strip_prefix("sqlite:") else {
@@ -666,20 +688,62 @@ fn resolve_sqlite_url(url: &str, base: &Path) -> String {
     if in_memory || Path::new(path).is_absolute() {
         return url.to_string();
     }
-    let absolute = base.join(path);
+    let base =
+        percent_encoding::utf8_percent_encode(&base.to_string_lossy(), URL_SPECIAL).to_string();
+    let absolute = format!("{}/{path}", base.trim_end_matches('/'));
     match query {
-        Some(query) => format!("sqlite://{}?{query}", absolute.display()),
-        None => format!("sqlite://{}", absolute.display()),
+        Some(query) => format!("sqlite://{absolute}?{query}"),
+        None => format!("sqlite://{absolute}"),
     }
 }
 
-/// The SQLite database file a `store.url` names; `None` for PostgreSQL and in-memory databases.
+/// A relative `store.url` used to resolve against the working directory. When
+/// it now names no database but the old place has one, that is an installation
+/// from before: refuse, naming the absolute path to write, rather than start an
+/// empty store beside the configuration.
+fn refuse_store_left_behind(configured: &str, resolved: &str) -> Result<(), ConfigError> {
+    let (Some(configured_path), Some(resolved_path)) =
+        (sqlite_file(configured), sqlite_file(resolved))
+    else {
+        return Ok(());
+    };
+    if configured_path.is_absolute() || resolved_path.exists() {
+        return Ok(());
+    }
+    let Ok(old) = std::env::current_dir().map(|cwd| cwd.join(&configured_path)) else {
+        return Ok(());
+    };
+    if old == resolved_path || !old.exists() {
+        return Ok(());
+    }
+    Err(key_error(
+        "store.url",
+        format!(
+            "`{configured}` resolves against the configuration file's directory, to {}, where \
+             there is no database; the database is at {}: write store.url = \"sqlite://{}\"",
+            resolved_path.display(),
+            old.display(),
+            old.display()
+        ),
+    ))
+}
+
+/// What must be escaped in a file path inside a `sqlite://` URL.
+const URL_SPECIAL: &percent_encoding::AsciiSet =
+    &percent_encoding::CONTROLS.add(b'%').add(b'?').add(b'#');
+
+/// The SQLite database file a `store.url` names (percent-decoded, as sqlx
+/// opens it); `None` for PostgreSQL and in-memory databases.
 pub fn sqlite_file(url: &str) -> Option<PathBuf> {
     let rest = url.trim().strip_prefix("sqlite:")?;
     let rest = rest.strip_prefix("//").unwrap_or(rest);
     let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
     let in_memory = path.is_empty() || path == ":memory:" || query.contains("mode=memory");
-    (!in_memory).then(|| PathBuf::from(path))
+    if in_memory {
+        return None;
+    }
+    let decoded = percent_encoding::percent_decode_str(path).decode_utf8_lossy();
+    Some(PathBuf::from(decoded.as_ref()))
 }
 
 /// Overlays `top` on `base`: tables merge key by key, anything else (arrays too) is replaced.
@@ -884,7 +948,50 @@ mod tests {
             "sqlite:///etc/ticketd/t.db"
         );
         assert_eq!(sqlite_file("sqlite::memory:"), None);
+        // Characters a URL reserves are escaped on the way in and decoded on the way out.
+        let odd = Path::new("/srv/a?b#c%d");
+        let url = resolve_sqlite_url("sqlite://t.db", odd);
+        assert_eq!(url, "sqlite:///srv/a%3Fb%23c%25d/t.db");
+        assert_eq!(sqlite_file(&url), Some(odd.join("t.db")));
         assert_eq!(sqlite_file("postgres://u@h/db"), None);
+    }
+
+    #[test]
+    fn a_store_left_at_the_old_relative_place_is_named_not_replaced() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cwd = std::env::current_dir().expect("cwd");
+        let relative = format!("ticketd-left-behind-{}.db", std::process::id());
+        let old = cwd.join(&relative);
+        std::fs::write(&old, b"").expect("old store");
+        let result = refuse_store_left_behind(
+            &format!("sqlite://{relative}"),
+            &format!("sqlite://{}", dir.path().join(&relative).display()),
+        );
+        std::fs::remove_file(&old).expect("clean up");
+        let err = result.expect_err("refused").to_string();
+        assert!(err.contains(&old.display().to_string()), "{err}");
+        assert!(
+            refuse_store_left_behind("sqlite://nowhere.db", "sqlite:///tmp/x/nowhere.db").is_ok()
+        );
+    }
+
+    #[test]
+    fn envelope_sender_and_helo_name_are_used_normalized() {
+        let s = load_str(
+            "[[queues]]\nname = \"support\"\naddresses = [\"support@example.com\"]\n\
+             envelope_sender = \"Bounces <Bounces@Example.com>\"\n\
+             [smtp]\nhost = \"h\"\nhelo_name = \"Mail.Example.com.\"\n",
+            &[],
+        )
+        .expect("load");
+        assert_eq!(
+            s.queues[0].envelope_sender.as_deref(),
+            Some("bounces@example.com")
+        );
+        assert_eq!(
+            s.smtp.and_then(|smtp| smtp.helo_name).as_deref(),
+            Some("mail.example.com")
+        );
     }
 
     #[test]

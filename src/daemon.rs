@@ -64,7 +64,7 @@ pub async fn run(settings: Arc<Settings>) -> anyhow::Result<()> {
     let transport = match &settings.smtp {
         Some(smtp) => {
             let transport = SmtpTransport::new(smtp.clone());
-            match transport.helo_name() {
+            match transport.helo_name().await {
                 Some(helo) => {
                     info!(host = %smtp.host, port = smtp.port(), %helo, "notifications go out by SMTP")
                 }

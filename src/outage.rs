@@ -4,35 +4,49 @@
 
 use std::time::{Duration, Instant};
 
-use tracing::{debug, error, info};
+use tracing::{debug, error, info, warn};
+
+/// While an outage lasts, how often it is mentioned again above debug level.
+const REMINDER: Duration = Duration::from_secs(600);
 
 /// What one worker (a mailbox, a Maildir, the outbox) knows of its current outage.
 #[derive(Debug, Default)]
 pub struct Outage {
     since: Option<Instant>,
     failures: u32,
-    last: Option<String>,
+    /// When the outage was last logged above debug level.
+    told: Option<Instant>,
 }
 
 impl Outage {
-    /// Logs a failure: as an error when it starts an outage or differs from
-    /// the last one, quietly (debug) when it repeats. Returns how many
+    /// Logs a failure: as an error when it starts an outage, as a warning
+    /// every ten minutes while it lasts (whatever its words: a full disk
+    /// fails in several ways), quietly (debug) otherwise. Returns how many
     /// failures in a row this makes.
     pub fn failed(&mut self, error: &str, retry_in: Duration) -> u32 {
         self.failures = self.failures.saturating_add(1);
-        self.since.get_or_insert_with(Instant::now);
-        if self.last.as_deref() == Some(error) {
-            debug!(
+        let since = *self.since.get_or_insert_with(Instant::now);
+        let retry = retry_in.as_secs_f64();
+        match self.told {
+            None => {
+                error!(
+                    "{error}; retrying in {retry:.1} s (while this lasts, repeats are logged at \
+                     debug level)"
+                );
+                self.told = Some(Instant::now());
+            }
+            Some(told) if told.elapsed() >= REMINDER => {
+                warn!(
+                    failures = self.failures,
+                    "still failing after {:.0} s: {error}; retrying in {retry:.1} s",
+                    since.elapsed().as_secs_f64()
+                );
+                self.told = Some(Instant::now());
+            }
+            Some(_) => debug!(
                 failures = self.failures,
-                "still failing: {error}; retrying in {:.1} s",
-                retry_in.as_secs_f64()
-            );
-        } else {
-            error!(
-                "{error}; retrying in {:.1} s (while this lasts, repeats are logged at debug level)",
-                retry_in.as_secs_f64()
-            );
-            self.last = Some(error.to_string());
+                "still failing: {error}; retrying in {retry:.1} s"
+            ),
         }
         self.failures
     }
@@ -47,7 +61,7 @@ impl Outage {
             );
         }
         self.failures = 0;
-        self.last = None;
+        self.told = None;
     }
 
     /// Failures in a row so far.
@@ -67,6 +81,7 @@ mod tests {
         assert_eq!(outage.failed("disk full", Duration::from_secs(1)), 1);
         assert_eq!(outage.failed("disk full", Duration::from_secs(2)), 2);
         assert_eq!(outage.failed("another error", Duration::from_secs(2)), 3);
+        assert!(outage.told.is_some());
         outage.recovered();
         assert_eq!(outage.failures(), 0);
         assert_eq!(outage.failed("disk full", Duration::from_secs(1)), 1);

@@ -7,3 +7,5 @@ CREATE TABLE secrets (
 );
 INSERT INTO secrets (name, value)
 VALUES ('bounce', replace(gen_random_uuid()::text || gen_random_uuid()::text, '-', ''));
+-- Flags set before reports had to prove themselves name no notification: drop them.
+DELETE FROM bounced_addresses WHERE outbox_id IS NULL;

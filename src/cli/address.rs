@@ -33,6 +33,7 @@ struct FlagView<'a> {
     expires_at: String,
 }
 
+/// Runs an `address` command; exit 1 when clearing an address that has no flag.
 pub async fn run(ctx: &Ctx, cmd: AddressCommand) -> ExitCode {
     let (_store, mut conn) = match ctx.connection().await {
         Ok(opened) => opened,

@@ -155,7 +155,8 @@ async fn acknowledge(maildir: &Path, name: &str) -> Result<(), String> {
             debug!(file = %name, "already moved by another reader");
             Ok(())
         }
-        Err(e) => Err(format!("cannot move {} to cur/: {e}", from.display())),
+        // Not the file's name: one error for the outage, not one per file.
+        Err(e) => Err(format!("cannot move messages from new/ to cur/: {e}")),
     }
 }
 

@@ -59,10 +59,15 @@ fn return_path_candidates(mail: &InboundMail) -> impl Iterator<Item = &str> {
         .chain(mail.cc.iter().map(|m| m.address.as_str()))
 }
 
-/// A report that reached `notification`'s signed return path: a failure flags
-/// its one recipient (unless an agent); a delay flags nobody.
+/// A report that reached `notification`'s signed return path: a permanent
+/// failure (`Action: failed`, or a 5.x.x status when there is no action)
+/// flags its one recipient, unless an agent; a delay, or a report that says
+/// neither, flags nobody.
 pub fn proven(notification: &Notification, report: &DeliveryReport, to_agent: bool) -> BouncedMail {
-    let failed = matches!(report.action.as_deref(), None | Some("failed"));
+    let failed = match report.action.as_deref() {
+        Some(action) => action == "failed",
+        None => report.status.as_deref().is_some_and(|s| s.starts_with('5')),
+    };
     BouncedMail {
         ticket_id: notification.ticket_id,
         outbox_id: Some(notification.id),
@@ -102,6 +107,7 @@ mod tests {
             message_ids: Vec::new(),
             recipients: recipients.iter().map(|r| r.to_string()).collect(),
             action: action.map(str::to_string),
+            status: None,
         }
     }
 
@@ -124,6 +130,20 @@ mod tests {
         let sent = notification("ticket_received", "alice@acme.test");
         let verdict = proven(&sent, &report(Some("delayed"), &["alice@acme.test"]), false);
         assert!(verdict.failed_recipients.is_empty());
+    }
+
+    #[test]
+    fn a_report_that_says_neither_failed_nor_a_permanent_status_flags_nobody() {
+        let sent = notification("ticket_received", "alice@acme.test");
+        let mut unclear = report(None, &["alice@acme.test"]);
+        assert!(proven(&sent, &unclear, false).failed_recipients.is_empty());
+        unclear.status = Some("4.4.7".into());
+        assert!(proven(&sent, &unclear, false).failed_recipients.is_empty());
+        unclear.status = Some("5.1.1".into());
+        assert_eq!(
+            proven(&sent, &unclear, false).failed_recipients,
+            vec!["alice@acme.test"]
+        );
     }
 
     #[test]

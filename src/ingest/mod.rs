@@ -144,7 +144,7 @@ impl Pipeline {
         if let Some(warning) = store.durability_warning().await? {
             tracing::warn!("{warning}");
         }
-        let durability = Durability::for_store_url(&settings.store.url);
+        let durability = Durability::for_store(&store);
         let default_queue = queues
             .iter()
             .position(|q| q.name == settings.tickets.default_queue)
@@ -154,7 +154,7 @@ impl Pipeline {
             notifier,
             own_addresses: settings.own_addresses(),
             tag: SubjectTag::new(&settings.tickets.tag),
-            blobs: BlobStore::new(&settings.data.dir).recording_into(durability.clone()),
+            blobs: BlobStore::new(&settings.data.dir),
             bounce_key,
             durability,
             store,
@@ -323,6 +323,9 @@ impl Pipeline {
             )
             .await?;
             tx.rollback().await.map_err(StoreError::from)?;
+            // Maybe committed by another process that has not synced it yet: the
+            // source's sync must cover it before this copy is acknowledged.
+            self.durability.committed();
             return Ok(Report::new(
                 Outcome::Duplicate,
                 ticket,
@@ -393,6 +396,7 @@ impl Pipeline {
         .await?;
         if !fresh {
             tx.rollback().await.map_err(StoreError::from)?;
+            self.durability.committed();
             return Ok(Report::new(
                 Outcome::Duplicate,
                 None,

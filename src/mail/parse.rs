@@ -592,6 +592,8 @@ pub struct DeliveryReport {
     pub message_ids: Vec<String>,
     pub recipients: Vec<String>,
     pub action: Option<String>,
+    /// The first `Status:` code (`5.1.1`, `4.4.1`…).
+    pub status: Option<String>,
 }
 
 fn delivery_report(message: &Message<'_>) -> DeliveryReport {
@@ -632,6 +634,8 @@ fn delivery_report(message: &Message<'_>) -> DeliveryReport {
                         }
                     } else if field.eq_ignore_ascii_case("Action") && report.action.is_none() {
                         report.action = Some(value.trim().to_ascii_lowercase());
+                    } else if field.eq_ignore_ascii_case("Status") && report.status.is_none() {
+                        report.status = value.split_whitespace().next().map(str::to_string);
                     }
                 }
             }

@@ -26,6 +26,17 @@ const MAX_RETRY_DELAY_SECS: i64 = 6 * 3600;
 /// so that mail moves soon after the fix.
 const MAX_BLOCKED_DELAY_SECS: i64 = 300;
 
+/// What one round of [`OutboxSender::deliver_due`] did.
+#[derive(Debug, Default)]
+pub struct Round {
+    /// Notifications tried.
+    pub attempted: usize,
+    /// Of those, accepted by the server.
+    pub sent: usize,
+    /// Why delivery is blocked, when an attempt showed it is.
+    pub blocked: Option<String>,
+}
+
 pub struct OutboxSender {
     store: Store,
     transport: Transport,
@@ -62,27 +73,53 @@ impl OutboxSender {
         }
     }
 
-    /// Delivers until shutdown; an unavailable store is retried with backoff.
+    /// Delivers until shutdown; an unavailable store, and delivery blocked by
+    /// something the operator must fix, are retried with backoff and told once.
     pub async fn run(self) {
         async {
-            let mut outage = Outage::default();
+            let mut store_outage = Outage::default();
+            let mut blocked = Outage::default();
             while !self.shutdown.is_cancelled() {
                 let wait = match self.deliver_due().await {
+                    Ok(Round {
+                        blocked: Some(reason),
+                        ..
+                    }) => {
+                        store_outage.recovered();
+                        let wait = Duration::from_secs(
+                            self.settings
+                                .retry_base_secs
+                                .saturating_mul(1 << blocked.failures().min(16))
+                                .min(MAX_BLOCKED_DELAY_SECS as u64),
+                        );
+                        blocked.failed(
+                            &format!(
+                                "notifications cannot be delivered: {reason}; they are kept and \
+                                 retried, never failed, until this is fixed"
+                            ),
+                            wait,
+                        );
+                        wait
+                    }
                     // Nothing due: look again in a second. Messages queued by another
                     // process (`ticketd ingest` from an MTA, `ticket set-status`)
                     // wake no one here.
-                    Ok(0) => {
-                        outage.recovered();
-                        Duration::from_secs(1)
-                    }
-                    Ok(_) => {
-                        outage.recovered();
-                        Duration::ZERO
+                    Ok(round) => {
+                        store_outage.recovered();
+                        if round.sent > 0 {
+                            blocked.recovered();
+                        }
+                        if round.attempted == 0 {
+                            Duration::from_secs(1)
+                        } else {
+                            Duration::ZERO
+                        }
                     }
                     Err(e) => {
-                        let wait =
-                            Duration::from_secs(2u64.saturating_pow(outage.failures().min(7) + 1));
-                        outage.failed(&format!("the outbox is unavailable: {e}"), wait);
+                        let wait = Duration::from_secs(
+                            2u64.saturating_pow(store_outage.failures().min(7) + 1),
+                        );
+                        store_outage.failed(&format!("the outbox is unavailable: {e}"), wait);
                         wait
                     }
                 };
@@ -101,9 +138,12 @@ impl OutboxSender {
         .await
     }
 
-    /// Delivers one batch of due messages; returns how many were attempted.
-    /// Results that cannot be recorded are kept and recorded first next time.
-    pub async fn deliver_due(&self) -> Result<usize, StoreError> {
+    /// Delivers one batch of due messages, up to [`PARALLEL`] at a time. Once
+    /// one attempt shows delivery blocked (a refused password, no server),
+    /// no further attempt starts: the rest wait for the next round rather than
+    /// each trying its own login. Results that cannot be recorded are kept
+    /// and recorded first next time.
+    pub async fn deliver_due(&self) -> Result<Round, StoreError> {
         let mut unrecorded = self.unrecorded.lock().await;
         if !unrecorded.is_empty() {
             self.record(&unrecorded).await?;
@@ -113,25 +153,30 @@ impl OutboxSender {
             let mut conn = self.store.conn().await?;
             outbox::due(&mut conn, now(), BATCH).await?
         };
+        let mut round = Round::default();
         if due.is_empty() {
-            return Ok(0);
+            return Ok(round);
         }
         if let Transport::Smtp(smtp) = &self.transport {
             smtp.refresh().await;
         }
-        let attempts: Vec<_> = due.iter().map(|item| self.attempt(item)).collect();
-        let results: Vec<(i64, Delivery, AttemptResult)> = futures::stream::iter(attempts)
-            .buffered(PARALLEL)
-            .collect()
-            .await;
-        let mut blocked = None;
-        for (item, (_, delivery, result)) in due.iter().zip(&results) {
-            match (delivery, result) {
+        let mut waiting = due.iter();
+        let mut running = futures::stream::FuturesUnordered::new();
+        running.extend(
+            waiting
+                .by_ref()
+                .take(PARALLEL)
+                .map(|item| self.attempt(item)),
+        );
+        let mut results: Vec<(i64, AttemptResult)> = Vec::with_capacity(due.len());
+        while let Some((item, delivery, result)) = running.next().await {
+            match (&delivery, &result) {
                 (_, AttemptResult::Sent { .. }) => {
+                    round.sent += 1;
                     info!(id = item.id, recipient = %item.recipient, "notification sent")
                 }
                 (Delivery::Blocked(reason), _) => {
-                    blocked.get_or_insert(reason);
+                    round.blocked.get_or_insert_with(|| reason.clone());
                 }
                 (_, AttemptResult::Retry { error, .. }) => {
                     warn!(id = item.id, recipient = %item.recipient, %error, "delivery failed; will retry")
@@ -140,27 +185,19 @@ impl OutboxSender {
                     error!(id = item.id, recipient = %item.recipient, %error, "delivery failed for good")
                 }
             }
+            results.push((item.id, result));
+            if round.blocked.is_none()
+                && let Some(next) = waiting.next()
+            {
+                running.push(self.attempt(next));
+            }
         }
-        if let Some(reason) = blocked {
-            let waiting = results
-                .iter()
-                .filter(|(_, d, _)| matches!(d, Delivery::Blocked(_)))
-                .count();
-            error!(
-                waiting,
-                "notifications cannot be delivered: {reason}; they are kept and retried (never failed) \
-                 until this is fixed"
-            );
-        }
-        let results: Vec<(i64, AttemptResult)> = results
-            .into_iter()
-            .map(|(id, _, result)| (id, result))
-            .collect();
+        round.attempted = results.len();
         if let Err(e) = self.record(&results).await {
             *unrecorded = results;
             return Err(e);
         }
-        Ok(due.len())
+        Ok(round)
     }
 
     async fn record(&self, results: &[(i64, AttemptResult)]) -> Result<(), StoreError> {
@@ -173,14 +210,14 @@ impl OutboxSender {
         Ok(())
     }
 
-    async fn attempt(&self, item: &Due) -> (i64, Delivery, AttemptResult) {
+    async fn attempt<'a>(&self, item: &'a Due) -> (&'a Due, Delivery, AttemptResult) {
         let return_path = verp::return_path(&item.mail_from, item.id, &self.bounce_key);
         let delivery = self
             .transport
             .deliver(&return_path, &item.recipient, &item.bytes)
             .await;
         let result = judge(&self.settings, item, &delivery, now());
-        (item.id, delivery, result)
+        (item, delivery, result)
     }
 }
 

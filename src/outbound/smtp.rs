@@ -42,6 +42,8 @@ pub struct SmtpTransport {
     /// Built on first use; rebuilt for every batch with XOAUTH2, whose tokens expire.
     setup: tokio::sync::Mutex<Option<Arc<Setup>>>,
     pool: Arc<Pool>,
+    /// This host's fully qualified name, looked up once (off the async threads).
+    host_name: tokio::sync::OnceCell<Option<String>>,
 }
 
 /// What opening a connection needs, prepared once.
@@ -85,17 +87,26 @@ impl SmtpTransport {
             settings,
             setup: tokio::sync::Mutex::new(None),
             pool: Arc::new(Pool::default()),
+            host_name: tokio::sync::OnceCell::new(),
         }
     }
 
     /// The name this transport gives in EHLO: `smtp.helo_name`, else the host's
     /// fully qualified name; `None` when there is neither (connections then
     /// greet with their address literal).
-    pub fn helo_name(&self) -> Option<String> {
-        self.settings
-            .helo_name
+    pub async fn helo_name(&self) -> Option<String> {
+        if let Some(name) = &self.settings.helo_name {
+            return Some(name.clone());
+        }
+        self.host_name
+            .get_or_init(|| async {
+                tokio::task::spawn_blocking(fully_qualified_host_name)
+                    .await
+                    .ok()
+                    .flatten()
+            })
+            .await
             .clone()
-            .or_else(fully_qualified_host_name)
     }
 
     /// Forgets credentials and connections when the credentials may have changed (XOAUTH2 tokens).
@@ -323,10 +334,7 @@ impl SmtpTransport {
                 Some((Credentials::new(user.clone(), secret), mechanisms))
             }
         };
-        let hello = match &s.helo_name {
-            Some(name) => Some(ClientId::Domain(name.clone())),
-            None => fully_qualified_host_name().map(ClientId::Domain),
-        };
+        let hello = self.helo_name().await.map(ClientId::Domain);
         let setup = Arc::new(Setup {
             hello,
             encryption,

@@ -165,6 +165,8 @@ pub(crate) fn serialize_optional_time<S: serde::Serializer>(
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// `store.url` as configured.
+    url: String,
     /// For a SQLite file: the lock file that serializes migrations between processes
     /// (SQLite's migrator takes no lock of its own, PostgreSQL's takes an advisory one).
     migration_lock: Option<PathBuf>,
@@ -264,6 +266,7 @@ impl Store {
         Ok(Store {
             pool,
             backend,
+            url: settings.url.trim().to_string(),
             migration_lock,
         })
     }
@@ -290,19 +293,25 @@ impl Store {
 
     /// Whether every migration of `migrator` is recorded as applied. Any doubt
     /// (no migrations table yet, a failed read) answers no, and `migrate` runs.
+    /// A migration whose file changed since it ran (another checksum) answers
+    /// no too, so that `migrate` reports it.
     async fn is_up_to_date(&self, migrator: &Migrator) -> bool {
-        let applied: Vec<i64> =
-            match sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
+        let applied: Vec<(i64, Vec<u8>)> =
+            match sqlx::query_as("SELECT version, checksum FROM _sqlx_migrations WHERE success")
                 .fetch_all(&self.pool)
                 .await
             {
-                Ok(versions) => versions,
+                Ok(applied) => applied,
                 Err(_) => return false,
             };
         migrator
             .iter()
             .filter(|m| !m.migration_type.is_down_migration())
-            .all(|m| applied.contains(&m.version))
+            .all(|m| {
+                applied
+                    .iter()
+                    .any(|(version, checksum)| *version == m.version && **checksum == *m.checksum)
+            })
     }
 
     /// A warning when PostgreSQL does not make each commit durable
@@ -330,10 +339,17 @@ impl Store {
         Ok(store)
     }
 
+    /// Which database this store runs on.
     pub fn backend(&self) -> Backend {
         self.backend
     }
 
+    /// The `store.url` this store was opened with.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The connection pool, for what needs more than one statement at a time.
     pub fn pool(&self) -> &AnyPool {
         &self.pool
     }

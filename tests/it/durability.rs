@@ -55,8 +55,8 @@ fn skip_without_strace() -> bool {
     if syscalls::strace_works() {
         return false;
     }
-    eprintln!(
-        "skipped: strace cannot trace here (install Debian's strace; ptrace must be allowed)"
+    crate::support::skip(
+        "strace cannot trace here (install Debian's strace; ptrace must be allowed)",
     );
     true
 }
@@ -89,6 +89,26 @@ fn pipe_mode_syncs_the_log_before_it_exits_zero() {
         });
     }
     assert_eq!(env.tickets().len(), 6);
+    // A copy of a message another process recorded (and may not have synced) is
+    // acknowledged only after a sync too.
+    let trace = env.path().join("again.trace");
+    let mut cmd = env.command_wrapped(&syscalls::strace_prefix(&trace));
+    cmd.arg("ingest");
+    let out = run_piped(cmd, &message(0));
+    assert_eq!(out.status.code(), Some(0));
+    let text = std::fs::read_to_string(&trace).expect("trace");
+    let database = env.path().join("ticketd.db").display().to_string();
+    let events = syscalls::events(&text, &database, |name, _| name == "exit_group");
+    let exit = events
+        .iter()
+        .find(|e| matches!(e.kind, syscalls::Kind::Ack(_)))
+        .expect("the exit");
+    assert!(
+        events
+            .iter()
+            .any(|e| e.kind == syscalls::Kind::Sync && e.end < exit.start),
+        "a duplicate was acknowledged without a sync"
+    );
 }
 
 /// Stops a daemon that runs under strace, letting strace write its trace out.
@@ -177,7 +197,7 @@ fn the_daemon_syncs_the_log_before_it_flags_an_imap_message() {
 fn a_failed_sync_acknowledges_nothing_of_its_batch() {
     let fiu_run = Command::new("fiu-run").arg("-h").output();
     if fiu_run.is_err() {
-        eprintln!("skipped: fiu-run is missing (Debian package fiu-utils)");
+        crate::support::skip("fiu-run is missing (Debian package fiu-utils)");
         return;
     }
     let env = Env::with_config(
@@ -249,7 +269,7 @@ fn a_failed_sync_acknowledges_nothing_of_its_batch() {
 #[test]
 fn pipe_mode_defers_when_its_sync_fails_and_the_retry_is_one_ticket() {
     if Command::new("fiu-run").arg("-h").output().is_err() {
-        eprintln!("skipped: fiu-run is missing (Debian package fiu-utils)");
+        crate::support::skip("fiu-run is missing (Debian package fiu-utils)");
         return;
     }
     let env = Env::with_config(Backend::Sqlite, &format!("maildir = []\n\n{QUIET}"));

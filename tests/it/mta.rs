@@ -53,7 +53,7 @@ fn stderr(out: &Output) -> String {
 #[test]
 fn every_failure_but_bad_input_defers_with_75_and_a_one_line_reason() {
     if !is_root() {
-        eprintln!("skipped: needs root to run ingest as another user");
+        crate::support::skip("needs root to run ingest as another user");
         return;
     }
     let env = Env::new(Backend::Sqlite);
@@ -206,7 +206,7 @@ fn owners(dir: &Path) -> Vec<(String, u32)> {
 #[test]
 fn commands_run_as_root_on_the_service_users_store_run_as_that_user() {
     if !is_root() {
-        eprintln!("skipped: needs root");
+        crate::support::skip("needs root");
         return;
     }
     let dir = tempfile::tempdir().expect("temp dir");

@@ -53,11 +53,11 @@ fn chown_tree(path: &Path, uid: u32, gid: u32) {
 fn mail_through_postfix_becomes_tickets_and_is_deferred_not_bounced_while_the_store_is_unwritable()
 {
     if let Some(why) = Postfix::unavailable() {
-        eprintln!("skipped: {why}");
+        crate::support::skip(&why);
         return;
     }
     let Ok(Some(service)) = nix::unistd::User::from_name("ticketd") else {
-        eprintln!("skipped: the service user `ticketd` does not exist (scripts/test creates it)");
+        crate::support::skip("the service user `ticketd` does not exist (scripts/test creates it)");
         return;
     };
     let (uid, gid) = (service.uid.as_raw(), service.gid.as_raw());
