@@ -5,6 +5,7 @@ pub mod classify;
 pub mod html;
 pub mod params;
 pub mod parse;
+pub mod raw;
 pub mod repair;
 pub mod reply;
 pub mod verp;
@@ -19,3 +20,4 @@ pub(crate) fn guess_encoding(bytes: &[u8]) -> &'static encoding_rs::Encoding {
     detector.guess(None, true)
 }
 pub use parse::{Attachment, InboundMail, Mailbox, parse};
+pub use raw::RawMessage;

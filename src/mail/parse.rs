@@ -55,6 +55,14 @@ pub struct Signals {
     pub delivery_report: DeliveryReport,
 }
 
+/// Addresses read from one header (To, Cc…); the rest are not acted on.
+pub const MAX_ADDRESSES_PER_HEADER: usize = 100;
+/// Message-IDs read from In-Reply-To (the first) and References (the last), and
+/// envelope recipients read from Delivered-To.
+pub const MAX_IDS: usize = 100;
+/// Attachments stored from one message; the raw message keeps the rest.
+pub const MAX_ATTACHMENTS: usize = 100;
+
 /// A parsed inbound message.
 #[derive(Debug, Clone)]
 pub struct InboundMail {
@@ -223,18 +231,22 @@ fn from_message(message: &Message<'_>) -> InboundMail {
     });
     mail.message_id = message.message_id().and_then(clean_id);
     mail.in_reply_to = ids(message.in_reply_to());
+    mail.in_reply_to.truncate(MAX_IDS);
     mail.references = ids(message.references());
+    let surplus = mail.references.len().saturating_sub(MAX_IDS);
+    mail.references.drain(..surplus);
     mail.date = message.date().map(|d| d.to_timestamp());
     mail.signals = signals(message);
     for (name, value) in message.headers_raw() {
         if (name.eq_ignore_ascii_case("Delivered-To") || name.eq_ignore_ascii_case("X-Original-To"))
+            && mail.delivered_to.len() < MAX_IDS
             && let Some(addr) = address::normalize(value)
         {
             mail.delivered_to.push(addr);
         }
     }
     mail.text = text_body(message);
-    mail.html = html_body(message).map(|h| html::sanitize(&h));
+    mail.html = html_body(message).and_then(|h| html::sanitize(&h));
     mail.attachments = attachments(message);
     // A multipart body without a single delimiter has no parts, only text:
     // show it as the body rather than as an attachment.
@@ -276,8 +288,13 @@ fn first_mailbox(addr: &Address<'_>) -> Option<Mailbox> {
     addr.iter().find_map(to_mailbox)
 }
 
+/// The first [`MAX_ADDRESSES_PER_HEADER`] addresses of a header: what ticketd
+/// acts on. (A header of 300,000 addresses is stored with the raw message.)
 fn mailboxes(addr: &Address<'_>) -> Vec<Mailbox> {
-    addr.iter().filter_map(to_mailbox).collect()
+    addr.iter()
+        .filter_map(to_mailbox)
+        .take(MAX_ADDRESSES_PER_HEADER)
+        .collect()
 }
 
 fn clean_id(id: &str) -> Option<String> {
@@ -422,6 +439,7 @@ fn attachments(message: &Message<'_>) -> Vec<Attachment> {
     let mut taken = std::collections::HashSet::new();
     message
         .attachments()
+        .take(MAX_ATTACHMENTS)
         .map(|part| {
             let content_type = part
                 .content_type()

@@ -12,12 +12,27 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
+/// Lines examined for history: past them, the rest of a very long message is
+/// kept as the sender's without looking (the full body is always stored too).
+pub const MAX_LINES_EXAMINED: usize = 10_000;
+
 /// Returns the part of `text` the sender wrote this time.
 pub fn visible_reply(text: &str) -> String {
     let text = text.replace("\r\n", "\n").replace('\r', "\n");
-    let lines: Vec<&str> = text.split('\n').collect();
+    // Only the examined lines are split: a message of millions of short lines
+    // costs no index of them all.
+    let head_end = text
+        .match_indices('\n')
+        .nth(MAX_LINES_EXAMINED - 1)
+        .map_or(text.len(), |(at, _)| at);
+    let (head, tail) = text.split_at(head_end);
+    let lines: Vec<&str> = head.split('\n').collect();
     let mut kept = Vec::with_capacity(lines.len());
-    visible_lines(&lines, &mut kept, false);
+    let stopped = visible_lines(&lines, &mut kept);
+    if !stopped && !tail.is_empty() {
+        // Nothing marked history in the examined lines: the rest is kept unexamined.
+        return text.trim_matches('\n').to_string();
+    }
     trim_tail(&mut kept);
     let start = kept
         .iter()
@@ -43,9 +58,12 @@ enum Mark {
     Forward,
 }
 
-/// Appends to `out` the lines of `lines` that are the sender's own. Below an
-/// attribution (`answering`), quoted lines are history even between answers.
-fn visible_lines<'a>(lines: &[&'a str], out: &mut Vec<&'a str>, answering: bool) {
+/// Appends to `out` the lines of `lines` that are the sender's own, and says
+/// whether the scan stopped at history (true) or read every line (false).
+/// Below an attribution whose quote the sender answered, quoted lines are
+/// history even between answers.
+fn visible_lines<'a>(lines: &[&'a str], out: &mut Vec<&'a str>) -> bool {
+    let mut answering = false;
     let mut i = 0;
     while i < lines.len() {
         match mark(lines, i) {
@@ -55,25 +73,27 @@ fn visible_lines<'a>(lines: &[&'a str], out: &mut Vec<&'a str>, answering: bool)
             }
             Some(Mark::Forward) => {
                 out.extend_from_slice(&lines[i..]);
-                return;
+                return true;
             }
-            Some(Mark::Cut) => return,
+            Some(Mark::Cut) => return true,
             Some(Mark::Attribution { end }) => {
                 out.extend(glued_reply(lines[i]));
                 let after = skip_blank(lines, end + 1);
                 if after < lines.len() && is_quote(lines[after]) {
                     let quoted_end = skip_blank(lines, quote_block_end(lines, after));
                     if answers_follow(lines, quoted_end) {
-                        return visible_lines(&lines[quoted_end..], out, true);
+                        answering = true;
+                        i = quoted_end;
+                        continue;
                     }
                 }
-                return;
+                return true;
             }
             Some(Mark::Quote) => {
                 let quoted_end = quote_block_end(lines, i);
                 let next = skip_blank(lines, quoted_end);
                 if !answers_follow(lines, next) {
-                    return;
+                    return true;
                 }
                 if answering {
                     i = next;
@@ -85,6 +105,7 @@ fn visible_lines<'a>(lines: &[&'a str], out: &mut Vec<&'a str>, answering: bool)
             }
         }
     }
+    false
 }
 
 /// Whether line `i` starts text of the sender's own (an answer below a quote)
@@ -401,7 +422,26 @@ fn is_separator(line: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::visible_reply;
+    use super::{MAX_LINES_EXAMINED, visible_reply};
+
+    #[test]
+    fn a_hundred_thousand_answered_quotes_take_no_stack_and_few_lines() {
+        let block = "On Mon, Jan 1, 2024 at 10:00 AM Bob <b@x.test> wrote:\n> q\nanswer\n";
+        let text = block.repeat(100_000);
+        let visible = visible_reply(&text);
+        assert!(visible.starts_with("answer"), "{}", &visible[..40]);
+        assert!(!visible.contains("> q"));
+    }
+
+    #[test]
+    fn lines_past_the_examined_ones_are_kept_as_they_are() {
+        let mut text = "line\n".repeat(MAX_LINES_EXAMINED);
+        text.push_str("On Mon, Jan 1, 2024 at 10:00 AM Bob <b@x.test> wrote:\n> old\n");
+        let visible = visible_reply(&text);
+        assert!(visible.ends_with("> old"), "not examined, not cut");
+        let short = "line\nOn Mon, Jan 1, 2024 at 10:00 AM Bob <b@x.test> wrote:\n> old\n";
+        assert_eq!(visible_reply(short), "line");
+    }
 
     #[test]
     fn gmail_attribution_and_quotes_are_cut() {
