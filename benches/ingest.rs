@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use ticketd::config::Settings;
 use ticketd::ingest::worker::IngestWorker;
+use ticketd::mail::RawMessage;
 
 const MESSAGES: usize = 10_000;
 
@@ -64,7 +65,7 @@ fn ingest_all(runtime: &tokio::runtime::Runtime, messages: &[Vec<u8>]) -> Durati
             let reports = futures::future::join_all(
                 batch
                     .iter()
-                    .map(|raw| worker.ingest(raw.clone(), "bench", None)),
+                    .map(|raw| worker.ingest(RawMessage::whole(raw.clone()), "bench", None)),
             )
             .await;
             for report in reports {

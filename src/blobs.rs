@@ -1,4 +1,5 @@
-//! Content-addressed files under the data directory: each attachment stored once, named by its SHA-256.
+//! Content-addressed files under the data directory: each attachment, and each
+//! large raw message, stored once, named by its SHA-256.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -9,13 +10,21 @@ pub struct BlobStore {
 }
 
 impl BlobStore {
-    /// Blobs live in `<data dir>/attachments/<first two hex digits>/<sha256>`.
-    pub fn new(data_dir: &Path) -> BlobStore {
+    /// Attachments: `<data dir>/attachments/<first two hex digits>/<sha256>`.
+    pub fn attachments(data_dir: &Path) -> BlobStore {
         BlobStore {
             dir: data_dir.join("attachments"),
         }
     }
 
+    /// Raw messages too large for a database row: `<data dir>/raw/<two hex digits>/<sha256>`.
+    pub fn raw_messages(data_dir: &Path) -> BlobStore {
+        BlobStore {
+            dir: data_dir.join("raw"),
+        }
+    }
+
+    /// Where the blob with this hash is (or would be).
     pub fn path(&self, sha256: &str) -> PathBuf {
         let prefix = sha256.get(..2).unwrap_or("00");
         self.dir.join(prefix).join(sha256)
@@ -85,7 +94,7 @@ mod tests {
     #[tokio::test]
     async fn blobs_are_stored_once_by_hash() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let blobs = BlobStore::new(dir.path());
+        let blobs = BlobStore::attachments(dir.path());
         let sha = "ab".repeat(32);
         blobs.put(&sha, b"hello").await.expect("put");
         blobs.put(&sha, b"hello").await.expect("put again");

@@ -5,7 +5,9 @@ use std::process::ExitCode;
 
 use clap::Subcommand;
 use serde::Serialize;
-use ticketd::ingest::IngestError;
+use ticketd::blobs::BlobStore;
+use ticketd::ingest::{IngestError, load_raw};
+use ticketd::mail::RawMessage;
 use ticketd::store::events::{self, Event};
 use ticketd::store::intake::{self, HeldMessage};
 use ticketd::store::{StoreError, now};
@@ -107,24 +109,29 @@ pub async fn run(ctx: &Ctx, cmd: HeldCommand) -> ExitCode {
             ExitCode::SUCCESS
         }
         HeldCommand::Show { id, raw, json } => {
+            let raw_files = BlobStore::raw_messages(&ctx.settings.data.dir);
             let loaded = async {
                 let mut conn = store.conn().await?;
                 let held = intake::held(&mut conn, id)
                     .await?
                     .ok_or_else(|| StoreError::NotFound(format!("no held message #{id}")))?;
-                let bytes = intake::raw_bytes(&mut conn, &held.raw_sha256)
-                    .await?
-                    .unwrap_or_default();
-                Ok::<_, StoreError>((held, bytes))
+                let raw = load_raw(&mut conn, &raw_files, &held.raw_sha256).await?;
+                Ok::<_, IngestError>((held, raw))
             }
             .await;
-            let (held, bytes) = match loaded {
+            let (held, kept) = match loaded {
                 Ok(v) => v,
-                Err(e) => return fail("cannot load the held message", &e),
+                Err(IngestError::Store(e)) => return fail("cannot load the held message", &e),
+                Err(e) => {
+                    eprintln!("ticketd: cannot load the held message: {e}");
+                    return ExitCode::FAILURE;
+                }
             };
+            let kept = kept.unwrap_or_else(|| RawMessage::whole(Vec::new()));
+            let bytes = kept.bytes();
             if raw {
                 let mut out = std::io::stdout().lock();
-                return match out.write_all(&bytes).and_then(|_| out.flush()) {
+                return match out.write_all(bytes).and_then(|_| out.flush()) {
                     Ok(()) => ExitCode::SUCCESS,
                     Err(e) => {
                         eprintln!("ticketd: cannot write: {e}");
@@ -151,11 +158,19 @@ pub async fn run(ctx: &Ctx, cmd: HeldCommand) -> ExitCode {
                         .unwrap_or_default()
                 );
             }
-            println!(
-                "Size:     {} bytes (ticketd held show {id} --raw prints it)",
-                bytes.len()
-            );
-            let preview = ticketd::mail::parse(&bytes);
+            if kept.is_truncated() {
+                println!(
+                    "Size:     {} bytes; only the first {} were kept (ticketd held show {id} --raw prints them)",
+                    kept.size(),
+                    bytes.len()
+                );
+            } else {
+                println!(
+                    "Size:     {} bytes (ticketd held show {id} --raw prints it)",
+                    kept.size()
+                );
+            }
+            let preview = ticketd::mail::parse(bytes);
             println!(
                 "\n{}",
                 preview.visible_text.chars().take(2000).collect::<String>()

@@ -5,7 +5,8 @@ use std::process::ExitCode;
 
 use clap::Args;
 use serde::Serialize;
-use ticketd::ingest::{IngestError, Pipeline, Report};
+use ticketd::ingest::{IngestError, Pipeline, Report, read_up_to};
+use ticketd::mail::RawMessage;
 use ticketd::store::Store;
 
 use super::{Ctx, exit};
@@ -55,7 +56,8 @@ pub async fn run(ctx: &Ctx, args: IngestArgs) -> ExitCode {
         } else {
             file.display().to_string()
         };
-        let code = ingest_one(&pipeline, file, &name, args.json).await;
+        let max_bytes = ctx.settings.limits.max_message_bytes;
+        let code = ingest_one(&pipeline, file, &name, args.json, max_bytes).await;
         worst = worse(worst, code);
     }
     // Exit 0 tells the MTA it may delete the mail: first make what was
@@ -77,8 +79,14 @@ fn defer(reason: &str) -> ExitCode {
     ExitCode::from(exit::TEMP_FAIL)
 }
 
-async fn ingest_one(pipeline: &Pipeline, file: &std::path::Path, name: &str, json: bool) -> u8 {
-    let raw = match super::read_input(file) {
+async fn ingest_one(
+    pipeline: &Pipeline,
+    file: &std::path::Path,
+    name: &str,
+    json: bool,
+    max_bytes: u64,
+) -> u8 {
+    let raw = match read_message_input(file, max_bytes) {
         Ok(raw) => raw,
         Err(e) => {
             print_error(json, name, &format!("cannot read: {e}"));
@@ -95,7 +103,7 @@ async fn ingest_one(pipeline: &Pipeline, file: &std::path::Path, name: &str, jso
     } else {
         format!("file:{name}")
     };
-    match pipeline.ingest(&raw, &source, None).await {
+    match pipeline.ingest(raw, &source, None).await {
         Ok(report) => {
             print_report(json, name, &report);
             0
@@ -115,6 +123,18 @@ async fn ingest_one(pipeline: &Pipeline, file: &std::path::Path, name: &str, jso
             print_error(json, name, &reason);
             code
         }
+    }
+}
+
+/// One message from a file, or from standard input for `-`, with no more than
+/// the size limit kept in memory (see [`read_up_to`]).
+fn read_message_input(path: &std::path::Path, max_bytes: u64) -> std::io::Result<RawMessage> {
+    if path.as_os_str() == "-" {
+        read_up_to(std::io::stdin().lock(), max_bytes)
+    } else {
+        std::fs::File::open(path)
+            .and_then(|file| read_up_to(file, max_bytes))
+            .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", path.display())))
     }
 }
 

@@ -8,13 +8,16 @@ use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, error, info, info_span};
 
 use crate::config::{DaemonSettings, MaildirSettings};
-use crate::ingest::IngestError;
 use crate::ingest::worker::IngestWorker;
+use crate::ingest::{IngestError, kept_of_oversized};
+use crate::mail::RawMessage;
 use crate::outage::Outage;
 
 pub struct MaildirSource {
     pub settings: MaildirSettings,
     pub daemon: DaemonSettings,
+    /// `limits.max_message_bytes`: past it only a message's beginning is read.
+    pub max_message_bytes: u64,
     pub worker: Arc<IngestWorker>,
     pub shutdown: CancellationToken,
 }
@@ -125,7 +128,7 @@ impl MaildirSource {
         let source = format!("maildir:{}", self.settings.path.display());
         let queue = self.settings.queue.as_deref();
         let path = self.dir("new").join(name);
-        let raw = match tokio::fs::read(&path).await {
+        let raw = match read_file(&path, self.max_message_bytes).await {
             Ok(raw) => raw,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
             Err(e) => return Err(IngestError::Files(e)),
@@ -142,6 +145,25 @@ impl MaildirSource {
             Err(e) => Err(e),
         }
     }
+}
+
+/// A message file, or only its beginning when it is larger than `max_bytes`.
+async fn read_file(path: &Path, max_bytes: u64) -> std::io::Result<RawMessage> {
+    use tokio::io::AsyncReadExt;
+    let file = tokio::fs::File::open(path).await?;
+    let size = file.metadata().await?.len();
+    let keep = if size > max_bytes {
+        kept_of_oversized(max_bytes) as u64
+    } else {
+        size
+    };
+    let mut bytes = Vec::with_capacity(usize::try_from(keep).unwrap_or(0));
+    file.take(keep).read_to_end(&mut bytes).await?;
+    Ok(if size > max_bytes {
+        RawMessage::truncated(bytes, size)
+    } else {
+        RawMessage::whole(bytes)
+    })
 }
 
 /// Moves a committed (and synced) message to `cur/`, flagged seen. A file that

@@ -66,6 +66,8 @@ pub struct Context<'a> {
     pub recipients: &'a [Recipient],
     pub unknown_sender: UnknownSenderPolicy,
     pub cc_policy: CcPolicy,
+    /// At most this many copied addresses become participants (`tickets.max_participants_per_message`).
+    pub max_participants: usize,
     /// An operator released this message: accept an unknown sender and a large message.
     pub operator_approved: bool,
     /// For a bounce: the mail of ours it reports on, when we know it.
@@ -101,6 +103,8 @@ pub enum HoldCode {
     Rejected,
     /// Input a source delivered that the pipeline could not process (not a message, a bug).
     Unprocessable,
+    /// Reading it took longer than `limits.message_budget_secs`.
+    TooCostly,
 }
 
 impl HoldCode {
@@ -118,6 +122,7 @@ impl HoldCode {
             HoldCode::UnknownSender => "unknown_sender",
             HoldCode::Rejected => "rejected",
             HoldCode::Unprocessable => "unprocessable",
+            HoldCode::TooCostly => "too_costly",
         }
     }
 
@@ -196,7 +201,8 @@ pub fn decide(ctx: &Context<'_>) -> Decision {
         return hold(
             HoldCode::TooLarge,
             format!(
-                "the message is {} bytes, more than limits.max_message_bytes ({}); release it to process it anyway",
+                "the message is {} bytes, more than limits.max_message_bytes ({}); its headers \
+                 and beginning are kept, and releasing it files what was kept",
                 ctx.size, ctx.max_size
             ),
         );
@@ -417,7 +423,8 @@ fn known_author(sender: &Sender) -> Option<Author> {
     }
 }
 
-/// Copied addresses that become participants, by `tickets.cc_participants`.
+/// Copied addresses that become participants, by `tickets.cc_participants`,
+/// the first `max_participants` of them: one message cannot sign up a crowd.
 fn participants(ctx: &Context<'_>, ticket_org: Option<i64>) -> Vec<String> {
     ctx.recipients
         .iter()
@@ -427,6 +434,7 @@ fn participants(ctx: &Context<'_>, ticket_org: Option<i64>) -> Vec<String> {
             CcPolicy::All => true,
             CcPolicy::Organization => ticket_org.is_some() && r.organization_id == ticket_org,
         })
+        .take(ctx.max_participants)
         .map(|r| r.address.clone())
         .collect()
 }
@@ -524,6 +532,7 @@ mod tests {
                 recipients: &self.recipients,
                 unknown_sender: self.policy,
                 cc_policy: self.cc,
+                max_participants: 20,
                 operator_approved: self.approved,
                 bounce_of: self.bounce_of.as_ref(),
                 parse_failure: self.parse_failure.as_deref(),
@@ -823,5 +832,24 @@ mod tests {
         );
         case.cc = CcPolicy::None;
         assert!(parts(case.decide()).is_empty());
+    }
+
+    #[test]
+    fn a_crowd_of_copied_colleagues_gives_at_most_twenty_participants() {
+        let mut case = Case::new(active("jane@customer.example"));
+        case.recipients = (0..500)
+            .map(|n| Recipient {
+                address: format!("colleague{n}@customer.example"),
+                organization_id: Some(1),
+                is_agent: false,
+            })
+            .collect();
+        match case.decide() {
+            Decision::Create { participants, .. } => {
+                assert_eq!(participants.len(), 20);
+                assert_eq!(participants[0], "colleague0@customer.example");
+            }
+            other => panic!("{other:?}"),
+        }
     }
 }

@@ -39,12 +39,10 @@ pub async fn recipients(
 ) -> Result<Vec<Recipient>, StoreError> {
     let sender = mail.from.as_ref().map(|f| f.address.as_str());
     let mut out: Vec<Recipient> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     for mailbox in mail.to.iter().chain(mail.cc.iter()) {
         let addr = mailbox.address.as_str();
-        if Some(addr) == sender
-            || own_addresses.iter().any(|a| a == addr)
-            || out.iter().any(|r| r.address == addr)
-        {
+        if Some(addr) == sender || own_addresses.iter().any(|a| a == addr) || !seen.insert(addr) {
             continue;
         }
         let found = directory::identify(conn, addr, address::domain(addr)).await?;

@@ -10,6 +10,7 @@ pub mod thread;
 pub mod worker;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde::Serialize;
 use tracing::{Instrument, info_span};
@@ -18,7 +19,7 @@ use crate::blobs::BlobStore;
 use crate::config::Settings;
 use crate::mail::classify::classify;
 use crate::mail::parse::{NotAMessage, check_is_message, parse_headers_only};
-use crate::mail::{Classification, InboundMail, parse};
+use crate::mail::{Classification, InboundMail, RawMessage, parse};
 use crate::store::intake::{self, NewRaw};
 use crate::store::queues::{self, Queue};
 use sqlx::Any;
@@ -27,7 +28,7 @@ use sqlx::pool::PoolConnection;
 use crate::notify::Notifier;
 use crate::store::durable::Durability;
 use crate::store::{Conn, Store, StoreError, checkpoint, now, secrets, tickets};
-use decide::{Candidate, Context, Sender};
+use decide::{Candidate, Context, HoldCode, Sender};
 use thread::SubjectTag;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -100,15 +101,137 @@ impl IngestError {
     }
 }
 
+/// Raw messages larger than this are kept in a file of the data directory, not in their row.
+pub const RAW_IN_ROW_MAX: usize = 256 * 1024;
+/// Of a message over the size limit, the beginning a source reads and keeps
+/// (its headers and first part); it reads no further.
+pub const KEPT_OF_OVERSIZED: usize = 256 * 1024;
+
+/// How much of a message over `max_bytes` every source keeps: the same
+/// beginning whatever the source, so that the same message is recognized.
+pub fn kept_of_oversized(max_bytes: u64) -> usize {
+    usize::try_from(max_bytes)
+        .unwrap_or(usize::MAX)
+        .min(KEPT_OF_OVERSIZED)
+}
+
 /// Reads raw input as the pipeline sees it: refuses what is no message at all,
 /// and parses only the headers of a message over `max_bytes` (it will be held).
-pub fn read_message(raw: &[u8], max_bytes: u64) -> Result<InboundMail, NotAMessage> {
-    check_is_message(raw)?;
-    Ok(if raw.len() as u64 > max_bytes {
-        parse_headers_only(raw)
+pub fn read_message(raw: &RawMessage, max_bytes: u64) -> Result<InboundMail, NotAMessage> {
+    check_is_message(raw.bytes())?;
+    let mut mail = if raw.size() > max_bytes {
+        parse_headers_only(raw.bytes())
     } else {
-        parse(raw)
-    })
+        parse(raw.bytes())
+    };
+    mail.size = usize::try_from(raw.size()).unwrap_or(usize::MAX);
+    if raw.is_truncated() {
+        mail.sha256 = raw.sha256();
+    }
+    Ok(mail)
+}
+
+/// Reads one message from `reader`, keeping no more than the size limit in
+/// memory: a message over `max_bytes` is kept as its first
+/// [`kept_of_oversized`] bytes and its size, the rest read and dropped (a pipe
+/// must be drained, or the MTA sees an error).
+pub fn read_up_to(mut reader: impl std::io::Read, max_bytes: u64) -> std::io::Result<RawMessage> {
+    use std::io::Read as _;
+    let mut bytes = Vec::new();
+    (&mut reader)
+        .take(max_bytes.saturating_add(1))
+        .read_to_end(&mut bytes)?;
+    if bytes.len() as u64 <= max_bytes {
+        return Ok(RawMessage::whole(bytes));
+    }
+    let mut size = bytes.len() as u64;
+    bytes.truncate(kept_of_oversized(max_bytes));
+    bytes.shrink_to_fit();
+    size += std::io::copy(&mut reader, &mut std::io::sink())?;
+    Ok(RawMessage::truncated(bytes, size))
+}
+
+/// The raw message recorded under `sha256`: from its row, or from its file
+/// in `raw_files` (see [`BlobStore::raw_messages`]).
+pub async fn load_raw(
+    conn: &mut Conn,
+    raw_files: &BlobStore,
+    sha256: &str,
+) -> Result<Option<RawMessage>, IngestError> {
+    let Some(stored) = intake::raw_message(conn, sha256).await? else {
+        return Ok(None);
+    };
+    let bytes = if stored.in_file {
+        raw_files.get(sha256).await.map_err(IngestError::Files)?
+    } else {
+        stored.bytes
+    };
+    Ok(Some(if stored.truncated {
+        RawMessage::truncated(bytes, stored.size)
+    } else {
+        RawMessage::whole(bytes)
+    }))
+}
+
+/// How reading a message within its budget ended.
+pub enum Read {
+    Mail(Box<InboundMail>),
+    /// It is kept unread, held with this code and reason.
+    Hold {
+        code: HoldCode,
+        reason: String,
+    },
+}
+
+/// Reads a message ([`read_message`]) on a blocking thread, giving up after
+/// `budget`: a message that takes longer is held as `too_costly` and the
+/// source goes on. (The thread cannot be stopped; it finishes on its own.)
+/// Small messages are read on the caller's thread (see `READ_INLINE_MAX`).
+pub async fn read_within(
+    raw: Arc<RawMessage>,
+    max_bytes: u64,
+    budget: Duration,
+) -> Result<Read, NotAMessage> {
+    read_with(raw, budget, move |raw| read_message(raw, max_bytes)).await
+}
+
+/// Messages up to this size are read on the caller's thread: every step of
+/// reading is linear and bounded, so they cannot come near the budget, and a
+/// thread hop per message would cost ordinary mail a fifth of its speed.
+const READ_INLINE_MAX: usize = 64 * 1024;
+
+/// [`read_within`] with the reading given (a slow one, in tests).
+async fn read_with(
+    raw: Arc<RawMessage>,
+    budget: Duration,
+    read: impl FnOnce(&RawMessage) -> Result<InboundMail, NotAMessage> + Send + 'static,
+) -> Result<Read, NotAMessage> {
+    if raw.bytes().len() <= READ_INLINE_MAX {
+        return match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| read(&raw))) {
+            Ok(read) => read.map(|mail| Read::Mail(Box::new(mail))),
+            Err(_) => Ok(Read::Hold {
+                code: HoldCode::Unprocessable,
+                reason: "cannot be processed: reading it failed (a panic)".into(),
+            }),
+        };
+    }
+    let reading = tokio::task::spawn_blocking(move || read(&raw));
+    match tokio::time::timeout(budget, reading).await {
+        Ok(Ok(Ok(mail))) => Ok(Read::Mail(Box::new(mail))),
+        Ok(Ok(Err(not_a_message))) => Err(not_a_message),
+        Ok(Err(failed)) => Ok(Read::Hold {
+            code: HoldCode::Unprocessable,
+            reason: format!("cannot be processed: reading it failed ({failed})"),
+        }),
+        Err(_) => Ok(Read::Hold {
+            code: HoldCode::TooCostly,
+            reason: format!(
+                "reading it took longer than limits.message_budget_secs ({} s); release it \
+                 to try again",
+                budget.as_secs()
+            ),
+        }),
+    }
 }
 
 /// Everything the pipeline needs, built once and shared by every message.
@@ -120,6 +243,8 @@ pub struct Pipeline {
     own_addresses: Vec<String>,
     tag: SubjectTag,
     blobs: BlobStore,
+    /// Raw messages too large for their row.
+    raw_files: BlobStore,
     notifier: Notifier,
     /// Signs and checks the return paths of our notifications (see [`bounce`]).
     bounce_key: Vec<u8>,
@@ -154,7 +279,8 @@ impl Pipeline {
             notifier,
             own_addresses: settings.own_addresses(),
             tag: SubjectTag::new(&settings.tickets.tag),
-            blobs: BlobStore::new(&settings.data.dir),
+            blobs: BlobStore::attachments(&settings.data.dir),
+            raw_files: BlobStore::raw_messages(&settings.data.dir),
             bounce_key,
             durability,
             store,
@@ -189,19 +315,26 @@ impl Pipeline {
     /// or Maildir configured with `queue`); without it the recipient picks.
     pub async fn ingest(
         &self,
-        raw: &[u8],
+        raw: RawMessage,
         source: &str,
         queue: Option<&str>,
     ) -> Result<Report, IngestError> {
-        let mail = read_message(raw, self.settings.limits.max_message_bytes)?;
-        self.ingest_mail(raw, &mail, source, queue).await
+        let raw = Arc::new(raw);
+        let limits = &self.settings.limits;
+        let budget = Duration::from_secs(limits.message_budget_secs.max(1));
+        match read_within(raw.clone(), limits.max_message_bytes, budget).await? {
+            Read::Mail(mail) => self.ingest_mail(&raw, &mail, source, queue).await,
+            Read::Hold { code, reason } => {
+                self.hold_unread(&raw, source, queue, code, &reason).await
+            }
+        }
     }
 
     /// [`Pipeline::ingest`] for a message already read with [`read_message`]
     /// (the ingest worker's callers parse on their own thread).
     pub async fn ingest_mail(
         &self,
-        raw: &[u8],
+        raw: &RawMessage,
         mail: &InboundMail,
         source: &str,
         queue: Option<&str>,
@@ -241,16 +374,69 @@ impl Pipeline {
 
     async fn ingest_parsed(
         &self,
-        raw: &[u8],
+        raw: &RawMessage,
         mail: &InboundMail,
         source: &str,
         forced: Option<&Queue>,
     ) -> Result<Report, IngestError> {
+        self.store_large_raw(raw, mail).await?;
         let mut slot = self.conn.lock().await;
         let mut conn = self.checkout(&mut slot).await?;
         let result = self.ingest_on(&mut conn, raw, mail, source, forced).await;
         checkin(&mut slot, conn, &result);
         result
+    }
+
+    /// Writes a raw message too large for its row to the data directory (and
+    /// syncs it), before the transaction that names it.
+    async fn store_large_raw(
+        &self,
+        raw: &RawMessage,
+        mail: &InboundMail,
+    ) -> Result<(), IngestError> {
+        if raw.bytes().len() > RAW_IN_ROW_MAX {
+            self.raw_files
+                .put(&mail.sha256, raw.bytes())
+                .await
+                .map_err(IngestError::Files)?;
+        }
+        Ok(())
+    }
+
+    /// Records the raw message (in its row, or named when it is in a file)
+    /// unless it is known: false for a message received before.
+    async fn record_raw(
+        &self,
+        conn: &mut Conn,
+        raw: &RawMessage,
+        mail: &InboundMail,
+        source: &str,
+    ) -> Result<bool, StoreError> {
+        let in_file = raw.bytes().len() > RAW_IN_ROW_MAX;
+        intake::record_raw(
+            conn,
+            &NewRaw {
+                sha256: &mail.sha256,
+                message_id: mail.message_id.as_deref(),
+                from_address: mail.from.as_ref().map(|f| f.address.as_str()).unwrap_or(""),
+                bytes: if in_file { &[] } else { raw.bytes() },
+                size: raw.size(),
+                truncated: raw.is_truncated(),
+                in_file,
+                source,
+            },
+            now(),
+        )
+        .await
+    }
+
+    /// The raw message recorded under `sha256`, from its row or its file.
+    pub async fn raw_message(
+        &self,
+        conn: &mut Conn,
+        sha256: &str,
+    ) -> Result<Option<RawMessage>, IngestError> {
+        load_raw(conn, &self.raw_files, sha256).await
     }
 
     /// Lets the SQLite log restart (see [`checkpoint::catch_up`]); between
@@ -295,25 +481,14 @@ impl Pipeline {
     async fn ingest_on(
         &self,
         conn: &mut Conn,
-        raw: &[u8],
+        raw: &RawMessage,
         mail: &InboundMail,
         source: &str,
         forced: Option<&Queue>,
     ) -> Result<Report, IngestError> {
         let from = mail.from.as_ref().map(|f| f.address.as_str()).unwrap_or("");
         let mut tx = self.store.begin_on(conn).await?;
-        let fresh = intake::record_raw(
-            &mut tx,
-            &NewRaw {
-                sha256: &mail.sha256,
-                message_id: mail.message_id.as_deref(),
-                from_address: from,
-                bytes: raw,
-                source,
-            },
-            now(),
-        )
-        .await?;
+        let fresh = self.record_raw(&mut tx, raw, mail, source).await?;
         if !fresh {
             let ticket = intake::ticket_of_known_message(
                 &mut tx,
@@ -349,51 +524,47 @@ impl Pipeline {
         result
     }
 
-    /// Keeps input a source delivered that cannot be processed (not a message
-    /// at all, or an error that will not go away) as a held message, so that
+    /// Keeps a message unread as a held message with `code` and `reason`: input
+    /// a source delivered that cannot be processed (not a message at all, an
+    /// error that will not go away) or that costs too much to read, so that
     /// the source can acknowledge it and nothing is lost.
-    pub async fn hold_unprocessable(
+    pub async fn hold_unread(
         &self,
-        raw: &[u8],
+        raw: &RawMessage,
         source: &str,
         queue: Option<&str>,
+        code: HoldCode,
         reason: &str,
     ) -> Result<Report, IngestError> {
-        let mail = parse_headers_only(raw);
+        let mut mail = parse_headers_only(raw.bytes());
+        mail.size = usize::try_from(raw.size()).unwrap_or(usize::MAX);
+        mail.sha256 = raw.sha256();
         let queue = queue
             .and_then(|name| self.queues.iter().find(|q| q.name == name))
             .unwrap_or(&self.queues[self.default_queue]);
+        self.store_large_raw(raw, &mail).await?;
         let mut slot = self.conn.lock().await;
         let mut conn = self.checkout(&mut slot).await?;
         let result = self
-            .hold_on(&mut conn, raw, &mail, source, queue, reason)
+            .hold_on(&mut conn, raw, &mail, source, queue, code, reason)
             .await;
         checkin(&mut slot, conn, &result);
         result
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn hold_on(
         &self,
         conn: &mut Conn,
-        raw: &[u8],
+        raw: &RawMessage,
         mail: &InboundMail,
         source: &str,
         queue: &Queue,
+        code: HoldCode,
         reason: &str,
     ) -> Result<Report, IngestError> {
         let mut tx = self.store.begin_on(conn).await?;
-        let fresh = intake::record_raw(
-            &mut tx,
-            &NewRaw {
-                sha256: &mail.sha256,
-                message_id: mail.message_id.as_deref(),
-                from_address: mail.from.as_ref().map(|f| f.address.as_str()).unwrap_or(""),
-                bytes: raw,
-                source,
-            },
-            now(),
-        )
-        .await?;
+        let fresh = self.record_raw(&mut tx, raw, mail, source).await?;
         if !fresh {
             tx.rollback().await.map_err(StoreError::from)?;
             self.durability.committed();
@@ -405,8 +576,8 @@ impl Pipeline {
         }
         let new_subject = self.tag.clean_subject(mail.subject.as_deref());
         let decision = decide::Decision::Hold {
-            code: decide::HoldCode::Unprocessable,
-            reason: format!("cannot be processed: {reason}"),
+            code,
+            reason: reason.to_string(),
             bounced: Vec::new(),
             bounce_outbox_id: None,
         };
@@ -437,14 +608,17 @@ impl Pipeline {
                 "held message #{held_id} was {resolution} already"
             )));
         }
-        let raw = intake::raw_bytes(&mut tx, &held.raw_sha256)
+        let raw = self
+            .raw_message(&mut tx, &held.raw_sha256)
             .await?
             .ok_or_else(|| {
                 IngestError::Invalid(format!(
                     "the raw message of held message #{held_id} is missing"
                 ))
             })?;
-        let mail = parse(&raw);
+        // What was kept of an oversized message is processed as it is.
+        let mut mail = parse(raw.bytes());
+        mail.sha256 = held.raw_sha256.clone();
         let held_queue = self.queues.iter().find(|q| Some(q.id) == held.queue_id);
         let report = self
             .decide_and_apply(&mut tx, &mail, Some(held_id), held_queue)
@@ -490,6 +664,7 @@ impl Pipeline {
             recipients: &recipients,
             unknown_sender: self.settings.tickets.unknown_sender,
             cc_policy: self.settings.tickets.cc_participants,
+            max_participants: self.settings.tickets.max_participants_per_message,
             operator_approved: released_from.is_some(),
             bounce_of: bounce_of.as_ref(),
             parse_failure: mail.parse_failure.as_deref(),
@@ -550,5 +725,68 @@ fn checkin<T>(
         conn.close_on_drop();
     } else {
         *slot = Some(conn);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw() -> Arc<RawMessage> {
+        Arc::new(RawMessage::whole(
+            b"From: a@b.example\r\nSubject: s\r\n\r\nhello\r\n".to_vec(),
+        ))
+    }
+
+    /// Large enough to be read on a thread of its own, under the budget.
+    fn large() -> Arc<RawMessage> {
+        let body = "hello\r\n".repeat(READ_INLINE_MAX / 7 + 1);
+        Arc::new(RawMessage::whole(
+            format!("From: a@b.example\r\nSubject: s\r\n\r\n{body}").into_bytes(),
+        ))
+    }
+
+    #[tokio::test]
+    async fn a_message_read_past_its_budget_is_held_as_too_costly() {
+        let slow = |raw: &RawMessage| {
+            std::thread::sleep(Duration::from_millis(500));
+            Ok(parse(raw.bytes()))
+        };
+        match read_with(large(), Duration::from_millis(50), slow).await {
+            Ok(Read::Hold { code, reason }) => {
+                assert_eq!(code, HoldCode::TooCostly);
+                assert!(reason.contains("message_budget_secs"), "{reason}");
+            }
+            _ => panic!("not held"),
+        }
+        for raw in [raw(), large()] {
+            match read_within(raw, 1 << 20, Duration::from_secs(5)).await {
+                Ok(Read::Mail(mail)) => assert_eq!(mail.subject.as_deref(), Some("s")),
+                _ => panic!("not read"),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_panic_while_reading_holds_the_message_unprocessable() {
+        for raw in [raw(), large()] {
+            let broken = |_: &RawMessage| -> Result<InboundMail, NotAMessage> { panic!("broken") };
+            match read_with(raw, Duration::from_secs(5), broken).await {
+                Ok(Read::Hold { code, .. }) => assert_eq!(code, HoldCode::Unprocessable),
+                _ => panic!("not held"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_pipe_is_drained_and_only_the_beginning_of_an_oversized_message_kept() {
+        let message = [b"From: a@b.example\r\n\r\n".as_slice(), &[b'x'; 100_000]].concat();
+        let raw = read_up_to(message.as_slice(), 10_000).expect("read");
+        assert!(raw.is_truncated());
+        assert_eq!(raw.size(), message.len() as u64);
+        assert_eq!(raw.bytes(), &message[..10_000]);
+        let whole = read_up_to(message.as_slice(), 1 << 20).expect("read");
+        assert!(!whole.is_truncated());
+        assert_eq!(whole.bytes(), message.as_slice());
     }
 }

@@ -10,13 +10,15 @@
 
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::Duration;
 
-use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::sync::{Notify, Semaphore, mpsc, oneshot};
 use tracing::Instrument;
 
-use super::{IngestError, Pipeline, Report, read_message};
+use super::decide::HoldCode;
+use super::{IngestError, Pipeline, Read, Report, read_within};
 use crate::config::Settings;
-use crate::mail::InboundMail;
+use crate::mail::{InboundMail, RawMessage};
 use crate::store::checkpoint::Checkpointer;
 use crate::store::durable::Durability;
 use crate::store::{Backend, Store, StoreError};
@@ -25,6 +27,9 @@ use crate::store::{Backend, Store, StoreError};
 /// pages: the log stays around 12 MiB). One that does not succeed is tried
 /// again after the next message.
 const CATCH_UP_EVERY: u64 = 200;
+
+/// Messages larger than this wait for a reading permit (one per core).
+const READ_ALONE_OVER: usize = 1024 * 1024;
 
 /// A job for the worker, with the caller's tracing span so that the
 /// message's log lines carry the source, mailbox and UID it came from.
@@ -35,7 +40,7 @@ struct Job {
 
 enum JobKind {
     Ingest {
-        raw: Vec<u8>,
+        raw: Arc<RawMessage>,
         mail: Box<InboundMail>,
         source: String,
         queue: Option<String>,
@@ -46,9 +51,10 @@ enum JobKind {
         reply: oneshot::Sender<Result<Report, IngestError>>,
     },
     Hold {
-        raw: Vec<u8>,
+        raw: Arc<RawMessage>,
         source: String,
         queue: Option<String>,
+        code: HoldCode,
         reason: String,
         reply: oneshot::Sender<Result<Report, IngestError>>,
     },
@@ -59,6 +65,11 @@ enum JobKind {
 pub struct IngestWorker {
     jobs: mpsc::Sender<Job>,
     max_message_bytes: u64,
+    /// How long reading one message may take (`limits.message_budget_secs`).
+    budget: Duration,
+    /// Messages read at once: one per core, so a batch of large messages is
+    /// not in memory parsed all together.
+    reading: Arc<Semaphore>,
     thread: Option<JoinHandle<()>>,
     /// SQLite: checkpoints the WAL on the caller's runtime, off the ingest thread.
     checkpointer: Option<Checkpointer>,
@@ -74,6 +85,7 @@ impl IngestWorker {
         committed: Option<Arc<Notify>>,
     ) -> Result<IngestWorker, IngestError> {
         let max_message_bytes = settings.limits.max_message_bytes;
+        let budget = Duration::from_secs(settings.limits.message_budget_secs.max(1));
         let checkpointer = Checkpointer::start(&settings.store).await?;
         let deferred_checkpoints = checkpointer.is_some();
         let (jobs, mut queue) = mpsc::channel::<Job>(16);
@@ -131,9 +143,12 @@ impl IngestWorker {
             .map_err(|e| StoreError::Setup(format!("cannot start the ingest thread: {e}")))?;
         let failure = match ready_rx.await {
             Ok(Ok(durability)) => {
+                let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
                 return Ok(IngestWorker {
                     jobs,
                     max_message_bytes,
+                    budget,
+                    reading: Arc::new(Semaphore::new(cores.clamp(1, 4))),
                     thread: Some(thread),
                     checkpointer,
                     durability,
@@ -151,22 +166,47 @@ impl IngestWorker {
         Err(failure)
     }
 
-    /// Processes one message (see [`Pipeline::ingest`]). The message is parsed
-    /// here, on the caller's thread, while the worker writes the one before.
+    /// Processes one message (see [`Pipeline::ingest`]). The message is read
+    /// here, on a blocking thread within its budget, while the worker writes
+    /// the one before; one that costs too much is held unread.
     pub async fn ingest(
         &self,
-        raw: Vec<u8>,
+        raw: RawMessage,
         source: &str,
         queue: Option<&str>,
     ) -> Result<Report, IngestError> {
-        let mail = Box::new(read_message(&raw, self.max_message_bytes)?);
+        let raw = Arc::new(raw);
         let (reply, answer) = oneshot::channel();
-        let job = JobKind::Ingest {
-            raw,
-            mail,
-            source: source.to_string(),
-            queue: queue.map(str::to_string),
-            reply,
+        let read = {
+            // Large messages only: small ones are read at once (see `read_within`).
+            let _permit = if raw.bytes().len() > READ_ALONE_OVER {
+                Some(
+                    self.reading
+                        .acquire()
+                        .await
+                        .map_err(|_| IngestError::Stopped)?,
+                )
+            } else {
+                None
+            };
+            read_within(raw.clone(), self.max_message_bytes, self.budget).await?
+        };
+        let job = match read {
+            Read::Mail(mail) => JobKind::Ingest {
+                raw,
+                mail,
+                source: source.to_string(),
+                queue: queue.map(str::to_string),
+                reply,
+            },
+            Read::Hold { code, reason } => JobKind::Hold {
+                raw,
+                source: source.to_string(),
+                queue: queue.map(str::to_string),
+                code,
+                reason,
+                reply,
+            },
         };
         self.send(job, answer).await
     }
@@ -185,20 +225,21 @@ impl IngestWorker {
         self.send(JobKind::Release { held_id, reply }, answer).await
     }
 
-    /// Keeps input that cannot be processed as a held message (see [`Pipeline::hold_unprocessable`]).
+    /// Keeps input that cannot be processed as a held message (see [`Pipeline::hold_unread`]).
     pub async fn hold_unprocessable(
         &self,
-        raw: Vec<u8>,
+        raw: RawMessage,
         source: &str,
         queue: Option<&str>,
         reason: &str,
     ) -> Result<Report, IngestError> {
         let (reply, answer) = oneshot::channel();
         let job = JobKind::Hold {
-            raw,
+            raw: Arc::new(raw),
             source: source.to_string(),
             queue: queue.map(str::to_string),
-            reason: reason.to_string(),
+            code: HoldCode::Unprocessable,
+            reason: format!("cannot be processed: {reason}"),
             reply,
         };
         self.send(job, answer).await
@@ -255,11 +296,12 @@ async fn run_job(pipeline: &Pipeline, kind: JobKind) {
             raw,
             source,
             queue,
+            code,
             reason,
             reply,
         } => {
             let held = pipeline
-                .hold_unprocessable(&raw, &source, queue.as_deref(), &reason)
+                .hold_unread(&raw, &source, queue.as_deref(), code, &reason)
                 .await;
             let _ = reply.send(held);
         }
@@ -337,7 +379,7 @@ mod tests {
             let results = futures::future::join_all(
                 batch
                     .iter()
-                    .map(|i| worker.ingest(message(*i), "test", None)),
+                    .map(|i| worker.ingest(RawMessage::whole(message(*i)), "test", None)),
             )
             .await;
             for result in results {

@@ -3,14 +3,21 @@
 use serde::Serialize;
 use sqlx::{FromRow, Row};
 
-use super::{Conn, StoreError};
+use super::{Conn, StoreError, flag};
 
 pub struct NewRaw<'a> {
     pub sha256: &'a str,
     pub message_id: Option<&'a str>,
     /// The sender's normalized address, `""` when there is none.
     pub from_address: &'a str,
+    /// What is kept in the row: the message (or its beginning), or nothing when
+    /// it is kept in a file of the data directory (`in_file`).
     pub bytes: &'a [u8],
+    /// The whole message's size.
+    pub size: u64,
+    /// Only the beginning of the message was read.
+    pub truncated: bool,
+    pub in_file: bool,
     pub source: &'a str,
 }
 
@@ -18,17 +25,20 @@ pub struct NewRaw<'a> {
 /// bytes, or the same Message-ID from the same sender (a second delivery).
 pub async fn record_raw(conn: &mut Conn, raw: &NewRaw<'_>, now: i64) -> Result<bool, StoreError> {
     let inserted = sqlx::query(
-        "INSERT INTO raw_messages (sha256, message_id, from_address, size, bytes, source, received_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)
+        "INSERT INTO raw_messages (sha256, message_id, from_address, size, bytes, source, received_at,
+                                   truncated, in_file)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
          ON CONFLICT DO NOTHING",
     )
     .bind(raw.sha256)
     .bind(raw.message_id)
     .bind(raw.from_address)
-    .bind(raw.bytes.len() as i64)
+    .bind(i64::try_from(raw.size).unwrap_or(i64::MAX))
     .bind(raw.bytes)
     .bind(raw.source)
     .bind(now)
+    .bind(flag(raw.truncated))
+    .bind(flag(raw.in_file))
     .execute(&mut *conn)
     .await?;
     Ok(inserted.rows_affected() > 0)
@@ -58,12 +68,29 @@ pub async fn ticket_of_known_message(
     Ok(row.and_then(|r| r.get::<Option<i64>, _>(0)))
 }
 
-pub async fn raw_bytes(conn: &mut Conn, sha256: &str) -> Result<Option<Vec<u8>>, StoreError> {
-    let row = sqlx::query("SELECT bytes FROM raw_messages WHERE sha256 = $1")
-        .bind(sha256)
-        .fetch_optional(&mut *conn)
-        .await?;
-    Ok(row.map(|r| r.get::<Vec<u8>, _>(0)))
+/// A raw message as recorded: its bytes are in the row unless `in_file`.
+#[derive(Debug, Clone)]
+pub struct StoredRaw {
+    pub bytes: Vec<u8>,
+    pub size: u64,
+    pub truncated: bool,
+    pub in_file: bool,
+}
+
+/// The raw message recorded under `sha256`.
+pub async fn raw_message(conn: &mut Conn, sha256: &str) -> Result<Option<StoredRaw>, StoreError> {
+    let row =
+        sqlx::query("SELECT bytes, size, truncated, in_file FROM raw_messages WHERE sha256 = $1")
+            .bind(sha256)
+            .fetch_optional(&mut *conn)
+            .await?;
+    let Some(row) = row else { return Ok(None) };
+    Ok(Some(StoredRaw {
+        bytes: row.try_get(0)?,
+        size: u64::try_from(row.try_get::<i64, _>(1)?).unwrap_or(0),
+        truncated: row.try_get::<i64, _>(2)? != 0,
+        in_file: row.try_get::<i64, _>(3)? != 0,
+    }))
 }
 
 pub struct NewHeld<'a> {

@@ -14,8 +14,9 @@ use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::config::{DaemonSettings, ImapSettings};
-use crate::ingest::IngestError;
 use crate::ingest::worker::IngestWorker;
+use crate::ingest::{IngestError, kept_of_oversized};
+use crate::mail::RawMessage;
 use crate::outage::Outage;
 use crate::store::mailboxes::{self, Cursor};
 use crate::store::{Store, StoreError, now};
@@ -37,6 +38,8 @@ enum SourceError {
 pub struct ImapSource {
     pub settings: ImapSettings,
     pub daemon: DaemonSettings,
+    /// `limits.max_message_bytes`: past it only a message's beginning is fetched.
+    pub max_message_bytes: u64,
     pub worker: Arc<IngestWorker>,
     pub store: Store,
     pub shutdown: CancellationToken,
@@ -232,7 +235,7 @@ impl ImapSource {
             .collect();
         let mut processed = 0;
         let mut current = match batches.first() {
-            Some(first) => Some(fetch(session, first).await?),
+            Some(first) => Some(fetch(session, first, self.max_message_bytes).await?),
             None => None,
         };
         // The batch whose results are known but not yet acknowledged to the server.
@@ -249,7 +252,7 @@ impl ImapSource {
             let (outcome, io) = tokio::join!(self.ingest_batch(&messages), async {
                 let fetch_next = async {
                     match prefetch {
-                        Some(next) => fetch(session, next).await.map(Some),
+                        Some(next) => fetch(session, next, self.max_message_bytes).await.map(Some),
                         None => Ok(None),
                     }
                 };
@@ -343,7 +346,7 @@ impl ImapSource {
     }
 
     /// Hands a batch to the ingest worker at once and collects the results in order.
-    async fn ingest_batch(&self, messages: &[(u32, Vec<u8>)]) -> BatchOutcome {
+    async fn ingest_batch(&self, messages: &[(u32, RawMessage)]) -> BatchOutcome {
         let source = format!("{}/{}", self.settings.label(), self.settings.mailbox);
         let queue = self.settings.queue.as_deref();
         let results = futures::future::join_all(messages.iter().map(|(uid, raw)| {
@@ -406,19 +409,39 @@ impl BatchOutcome {
 }
 
 /// `BODY.PEEK[]` of a batch, drained completely before the next command.
+/// The messages of a batch, with their sizes. The server sends no more than
+/// `max_bytes` of any (a partial fetch); of a message over the limit only the
+/// first [`kept_of_oversized`] bytes are kept.
 async fn fetch(
     session: &mut ImapSession,
     uids: &[u32],
-) -> Result<Vec<(u32, Vec<u8>)>, SourceError> {
+    max_bytes: u64,
+) -> Result<Vec<(u32, RawMessage)>, SourceError> {
     let set = uid_set(uids);
     let fetches: Vec<_> = session
-        .uid_fetch(&set, "(UID BODY.PEEK[])")
+        .uid_fetch(
+            &set,
+            format!("(UID RFC822.SIZE BODY.PEEK[]<0.{max_bytes}>)"),
+        )
         .await?
         .try_collect()
         .await?;
-    let mut messages: Vec<(u32, Vec<u8>)> = fetches
+    let mut messages: Vec<(u32, RawMessage)> = fetches
         .iter()
-        .filter_map(|f| Some((f.uid?, f.body().unwrap_or_default().to_vec())))
+        .filter_map(|f| {
+            let body = f.body().unwrap_or_default();
+            let size = f
+                .size
+                .map_or(body.len() as u64, u64::from)
+                .max(body.len() as u64);
+            let raw = if size > max_bytes {
+                let kept = body.len().min(kept_of_oversized(max_bytes));
+                RawMessage::truncated(body[..kept].to_vec(), size)
+            } else {
+                RawMessage::whole(body.to_vec())
+            };
+            Some((f.uid?, raw))
+        })
         .collect();
     messages.sort_by_key(|(uid, _)| *uid);
     Ok(messages)
