@@ -111,6 +111,11 @@ pub struct NotifySettings {
     pub notify_agents: bool,
     /// Days an address stays flagged after a proven delivery failure.
     pub bounce_flag_days: u64,
+    /// Characters of a customer's text quoted in a notification, at most.
+    pub max_quoted_chars: usize,
+    /// Addresses that automatic mail caused by one inbound message goes to, at most
+    /// (agents not counted).
+    pub max_auto_per_message: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -248,6 +253,8 @@ pub struct TicketSettings {
     pub unknown_sender: UnknownSenderPolicy,
     pub default_queue: String,
     pub cc_participants: CcPolicy,
+    /// Copied addresses of one message that become participants, at most.
+    pub max_participants_per_message: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -255,6 +262,8 @@ pub struct TicketSettings {
 pub struct LimitSettings {
     pub max_message_bytes: u64,
     pub max_attachment_bytes: u64,
+    /// Seconds one message may take to read; past them it is held as `too_costly`.
+    pub message_budget_secs: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -570,6 +579,12 @@ impl Settings {
                     }
                 }
             }
+        }
+        if self.limits.message_budget_secs == 0 {
+            return Err(key_error(
+                "limits.message_budget_secs",
+                "must be at least 1",
+            ));
         }
         if self.outbox.retry_base_secs == 0 {
             return Err(key_error("outbox.retry_base_secs", "must be at least 1"));

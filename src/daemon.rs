@@ -43,6 +43,7 @@ pub async fn run(settings: Arc<Settings>) -> anyhow::Result<()> {
         let source = ImapSource {
             settings: imap.clone(),
             daemon: settings.daemon.clone(),
+            max_message_bytes: settings.limits.max_message_bytes,
             worker: worker.clone(),
             store: store.clone(),
             shutdown: shutdown.clone(),
@@ -53,6 +54,7 @@ pub async fn run(settings: Arc<Settings>) -> anyhow::Result<()> {
         let source = MaildirSource {
             settings: maildir.clone(),
             daemon: settings.daemon.clone(),
+            max_message_bytes: settings.limits.max_message_bytes,
             worker: worker.clone(),
             shutdown: shutdown.clone(),
         };

@@ -81,19 +81,41 @@ pub fn compose(a: &Addressing<'_>, rendered: &Rendered) -> Result<Vec<u8>, Compo
     if a.automatic {
         builder = builder.header(AutoSubmitted("auto-replied".to_string()));
     }
+    // lettre inserts a CR before each bare LF one insert at a time, which is
+    // quadratic in the number of lines: hand it CRLF already, converted in one pass.
     let message = builder
         .multipart(MultiPart::alternative_plain_html(
-            rendered.text.clone(),
-            rendered.html.clone(),
+            crlf_line_endings(&rendered.text),
+            crlf_line_endings(&rendered.html),
         ))
         .map_err(|e| ComposeError(e.to_string()))?;
     Ok(message.formatted())
+}
+
+/// `text` with every line ending as CRLF.
+fn crlf_line_endings(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + text.len() / 16);
+    let mut previous = '\0';
+    for c in text.chars() {
+        if c == '\n' && previous != '\r' {
+            out.push('\r');
+        }
+        out.push(c);
+        previous = c;
+    }
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::mail;
+
+    #[test]
+    fn line_endings_become_crlf_once() {
+        assert_eq!(crlf_line_endings("a\nb\r\nc\n"), "a\r\nb\r\nc\r\n");
+        assert_eq!(crlf_line_endings("\n"), "\r\n");
+    }
 
     #[test]
     fn composed_mail_threads_and_is_marked_automatic() {

@@ -23,8 +23,11 @@ pub struct MessageView {
     pub author_address: String,
     pub author_name: Option<String>,
     pub subject: String,
-    /// The visible part of the message (quotes and signature removed).
+    /// The visible part of the message (quotes and signature removed), at
+    /// most `notify.max_quoted_chars` of it.
     pub text: String,
+    /// True when `text` is cut short: the rest is on the ticket.
+    pub truncated: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -90,6 +93,7 @@ pub fn sample(status: &str, held: &str) -> Context {
             author_name: Some("Jane Doe".into()),
             subject: "Printer on floor 3 shows E42".into(),
             text: "The printer shows error E42 since this morning.\nCould you help?".into(),
+            truncated: false,
         },
         status: StatusView {
             old: "open".into(),

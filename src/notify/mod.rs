@@ -41,6 +41,15 @@ pub struct Notifier {
     own_addresses: Vec<String>,
 }
 
+/// Who on the customer side a notification is for (see `Notifier::customer_side`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Audience {
+    /// An acknowledgement of what may be a stranger's message.
+    Acknowledgement,
+    /// Everyone on the ticket's customer side.
+    Everyone,
+}
+
 /// One mail to send: who gets it, in which language, and whether it is automatic.
 struct Delivery {
     event: &'static str,
@@ -76,9 +85,12 @@ impl Notifier {
         let Some(facts) = self.facts(conn, ticket_id).await? else {
             return Ok(());
         };
-        let message = message_view(trigger);
+        let message = message_view(trigger, self.settings.notify.max_quoted_chars);
         if !by_agent {
-            for (recipient, language) in self.customer_side(conn, &facts).await? {
+            let acknowledged = self
+                .customer_side(conn, &facts, Audience::Acknowledgement)
+                .await?;
+            for (recipient, language) in acknowledged {
                 let delivery = Delivery {
                     event: "ticket_received",
                     recipient,
@@ -116,9 +128,11 @@ impl Notifier {
         let Some(facts) = self.facts(conn, ticket_id).await? else {
             return Ok(());
         };
-        let message = message_view(trigger);
+        let message = message_view(trigger, self.settings.notify.max_quoted_chars);
         if by_agent {
-            for (recipient, language) in self.customer_side(conn, &facts).await? {
+            for (recipient, language) in
+                self.customer_side(conn, &facts, Audience::Everyone).await?
+            {
                 // Written by a person: not automatic, not rate-limited.
                 let delivery = Delivery {
                     event: "agent_reply",
@@ -162,7 +176,7 @@ impl Notifier {
             new: new.as_str().into(),
         };
         let message = empty_message(&facts.ticket.subject);
-        for (recipient, language) in self.customer_side(conn, &facts).await? {
+        for (recipient, language) in self.customer_side(conn, &facts, Audience::Everyone).await? {
             let delivery = Delivery {
                 event: "status_changed",
                 recipient,
@@ -181,7 +195,7 @@ impl Notifier {
             return Ok(());
         };
         let message = empty_message(&facts.ticket.subject);
-        for (recipient, language) in self.customer_side(conn, &facts).await? {
+        for (recipient, language) in self.customer_side(conn, &facts, Audience::Everyone).await? {
             let delivery = Delivery {
                 event: "reminder",
                 recipient,
@@ -217,10 +231,10 @@ impl Notifier {
             None => None,
         };
         let language = self.language(contact.as_ref(), org_language.as_deref());
-        let subject = trigger
-            .subject
-            .clone()
-            .unwrap_or_else(|| "(no subject)".into());
+        let subject = shorten(
+            trigger.subject.as_deref().unwrap_or("(no subject)"),
+            MAX_SUBJECT_CHARS,
+        );
         let person = Person {
             address: from.address.clone(),
             name: from.name.clone(),
@@ -258,7 +272,7 @@ impl Notifier {
             &facts,
             delivery,
             Some(trigger),
-            &message_view(trigger),
+            &message_view(trigger, self.settings.notify.max_quoted_chars),
             None,
             Some(&held),
         )
@@ -286,15 +300,20 @@ impl Notifier {
         };
         let messages = tickets::messages(conn, ticket_id).await?;
         let last = messages.iter().rev().find(|m| m.direction == "inbound");
+        let text = last.map(|m| m.visible_text.as_str()).unwrap_or_default();
+        let max_quoted = self.settings.notify.max_quoted_chars;
         let message = MessageView {
             author_address: last
                 .and_then(|m| m.author.address.clone())
                 .unwrap_or_default(),
             author_name: last.and_then(|m| m.author.name.clone()),
-            subject: last
-                .and_then(|m| m.subject.clone())
-                .unwrap_or_else(|| facts.ticket.subject.clone()),
-            text: last.map(|m| m.visible_text.clone()).unwrap_or_default(),
+            subject: shorten(
+                last.and_then(|m| m.subject.as_deref())
+                    .unwrap_or(&facts.ticket.subject),
+                MAX_SUBJECT_CHARS,
+            ),
+            text: shorten(text, max_quoted),
+            truncated: text.chars().nth(max_quoted).is_some(),
         };
         let ctx = Context {
             ticket: facts.ticket.clone(),
@@ -358,27 +377,48 @@ impl Notifier {
         Ok(())
     }
 
-    /// The requester, the participants and the organization's notification
-    /// addresses — nobody else, never one of ours, never an agent — each with a language.
+    /// The requester, the organization's notification addresses and the
+    /// participants — nobody else, never one of ours, never an agent — each
+    /// with a language. For an [`Audience::Acknowledgement`] only participants
+    /// who are known contacts, and at most `notify.max_auto_per_message` in all.
     async fn customer_side(
         &self,
         conn: &mut Conn,
         facts: &Facts,
+        audience: Audience,
     ) -> Result<Vec<(Person, String)>, StoreError> {
-        let mut addresses: Vec<String> = vec![facts.requester.address.clone()];
-        if let Some(ticket_id) = facts.ticket_id {
-            addresses.extend(tickets::participants(conn, ticket_id).await?);
-        }
+        let mut addresses: Vec<(String, bool)> = vec![(facts.requester.address.clone(), false)];
         if let Some(org) = facts.organization_id {
-            addresses.extend(directory::organization_notify_addresses(conn, org).await?);
+            let listed = directory::organization_notify_addresses(conn, org).await?;
+            addresses.extend(listed.into_iter().map(|a| (a, false)));
         }
+        if let Some(ticket_id) = facts.ticket_id {
+            let participants = tickets::participants(conn, ticket_id).await?;
+            addresses.extend(participants.into_iter().map(|a| (a, true)));
+        }
+        let limit = match audience {
+            Audience::Acknowledgement => self.settings.notify.max_auto_per_message,
+            Audience::Everyone => usize::MAX,
+        };
         let mut out: Vec<(Person, String)> = Vec::new();
-        for address in addresses {
+        for (address, participant) in addresses {
+            if out.len() >= limit {
+                warn!(
+                    ticket = facts.ticket_id,
+                    limit,
+                    "acknowledgement not sent to further addresses: notify.max_auto_per_message"
+                );
+                break;
+            }
             if self.is_own(&address) || out.iter().any(|(p, _)| p.address == address) {
                 continue;
             }
             let found = directory::identify(conn, &address, address::domain(&address)).await?;
             if found.agent.is_some() {
+                continue;
+            }
+            if participant && audience == Audience::Acknowledgement && found.contact.is_none() {
+                // Copied by whoever wrote: not acknowledged to an address nobody registered.
                 continue;
             }
             let org_language = found.organization.as_ref().and_then(|o| o.language.clone());
@@ -616,7 +656,7 @@ impl Notifier {
     fn ticket_view(&self, t: &Ticket) -> TicketView {
         TicketView {
             id: t.id,
-            subject: t.subject.clone(),
+            subject: shorten(&t.subject, MAX_SUBJECT_CHARS),
             status: t.status.as_str().into(),
             queue: t.queue.clone(),
             tag: self.tag.format(t.id),
@@ -649,7 +689,21 @@ struct Facts {
     thread: Vec<String>,
 }
 
-fn message_view(mail: &InboundMail) -> MessageView {
+/// The most characters of any subject a notification shows.
+const MAX_SUBJECT_CHARS: usize = 200;
+
+/// `text` cut to `max` characters with `…` when longer.
+fn shorten(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text.to_string(),
+    }
+}
+
+/// What a notification shows of `mail`: at most `max_quoted` characters of its
+/// visible text (`truncated` says the rest is on the ticket) and a short subject.
+fn message_view(mail: &InboundMail, max_quoted: usize) -> MessageView {
+    let truncated = mail.visible_text.chars().nth(max_quoted).is_some();
     MessageView {
         author_address: mail
             .from
@@ -657,8 +711,16 @@ fn message_view(mail: &InboundMail) -> MessageView {
             .map(|f| f.address.clone())
             .unwrap_or_default(),
         author_name: mail.from.as_ref().and_then(|f| f.name.clone()),
-        subject: mail.subject.clone().unwrap_or_default(),
-        text: mail.visible_text.clone(),
+        subject: shorten(
+            mail.subject.as_deref().unwrap_or_default(),
+            MAX_SUBJECT_CHARS,
+        ),
+        text: if truncated {
+            shorten(&mail.visible_text, max_quoted)
+        } else {
+            mail.visible_text.clone()
+        },
+        truncated,
     }
 }
 
@@ -668,6 +730,7 @@ fn empty_message(subject: &str) -> MessageView {
         author_name: None,
         subject: subject.into(),
         text: String::new(),
+        truncated: false,
     }
 }
 

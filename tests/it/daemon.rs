@@ -164,3 +164,26 @@ fn two_daemons_on_one_maildir_take_each_message_once_and_log_no_retries() {
         );
     }
 }
+
+#[test]
+fn a_maildir_message_over_the_size_limit_is_read_only_in_part_and_held() {
+    let env = Env::with_config(
+        Backend::Sqlite,
+        "[daemon]\nmaildir_poll_millis = 50\n\n[[maildir]]\npath = \"inbox\"\n\n\
+         [limits]\nmax_message_bytes = 20000\n",
+    );
+    let _daemon = env.start_daemon();
+    let inbox = env.path().join("inbox");
+    let big = Msg::new("Jane <jane@acme.example>", "Huge log", "huge@acme.example")
+        .body(&"0123456789abcdef\n".repeat(10_000))
+        .bytes();
+    deliver_to_maildir(&inbox, "1700000000.1.host", &big);
+    wait_until(Duration::from_secs(10), "the message to be filed", || {
+        count_files(&inbox.join("cur")) == 1
+    });
+    let held = env.held();
+    assert_eq!(held[0]["reason_code"], "too_large");
+    let id = held[0]["id"].as_i64().expect("id").to_string();
+    let kept = env.run(&["held", "show", &id, "--raw"]);
+    assert_eq!(kept.stdout, big[..20_000]);
+}

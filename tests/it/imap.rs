@@ -247,3 +247,34 @@ fn starttls_upgrades_the_plain_port() {
         env.tickets().len() == 1
     });
 }
+
+#[test]
+fn a_message_over_the_size_limit_is_fetched_only_in_part_and_held() {
+    let dovecot = Dovecot::start(&[(USER, PASSWORD)]);
+    let big = Msg::new("Jane <jane@acme.example>", "Huge log", "huge@acme.example")
+        .body(&"0123456789abcdef\n".repeat(10_000))
+        .bytes();
+    dovecot.append(USER, "INBOX", &[big.clone(), message(1)]);
+    let env = env_for(&dovecot, "");
+    let config = std::fs::read_to_string(&env.config).expect("config");
+    std::fs::write(
+        &env.config,
+        format!("{config}\n[limits]\nmax_message_bytes = 20000\n"),
+    )
+    .expect("config");
+    let _daemon = env.start_daemon();
+    wait_until(Duration::from_secs(30), "both messages handled", || {
+        dovecot.count(USER, "Processed") == 2
+    });
+    assert_eq!(env.tickets().len(), 1, "the ordinary one is a ticket");
+    let held = env.held();
+    assert_eq!(held[0]["reason_code"], "too_large");
+    let id = held[0]["id"].as_i64().expect("id").to_string();
+    let kept = env.run(&["held", "show", &id, "--raw"]);
+    assert_eq!(
+        kept.stdout.len(),
+        20_000,
+        "only the beginning was fetched and kept"
+    );
+    assert_eq!(kept.stdout, big[..20_000]);
+}

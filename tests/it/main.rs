@@ -5,6 +5,7 @@ mod daemon;
 mod durability;
 mod fixtures;
 mod full_disk;
+mod hostile;
 mod imap;
 mod mta;
 mod notify;

@@ -862,3 +862,64 @@ fn the_helo_name_and_the_queues_envelope_sender_are_the_configured_ones() {
     paths.dedup();
     assert_eq!(paths.len(), received.len());
 }
+
+#[test]
+fn copied_strangers_are_not_acknowledged_and_long_text_is_quoted_in_part() {
+    let smtp = SmtpServer::start();
+    let env = env_with_smtp(&smtp, "").with_acme();
+    env.ok(&["contact", "add", "carol@acme.example", "--org", "Acme"]);
+    let running = Running::start(env);
+    // Copied: a registered colleague and a colleague nobody registered.
+    let long = "The printer jams on every page. ".repeat(1_000);
+    running.receive(
+        &Msg::new(JANE, "Printer", "m1@acme.example")
+            .header("Cc", "carol@acme.example, dave@acme.example")
+            .body(&long),
+    );
+    // Jane, Carol and the distribution list are acknowledged; the agent hears.
+    let received = smtp.wait_for(4, Duration::from_secs(20));
+    std::thread::sleep(Duration::from_secs(1));
+    let received = smtp
+        .messages()
+        .into_iter()
+        .chain(received)
+        .collect::<Vec<_>>();
+    assert!(
+        to(&received, "dave@acme.example").is_empty(),
+        "{received:?}"
+    );
+    assert_eq!(to(&smtp.messages(), "carol@acme.example").len(), 1);
+    let ticket = running.env.ticket(1);
+    let participants = ticket["participants"].as_array().expect("participants");
+    assert!(participants.iter().any(|p| p == "dave@acme.example"));
+    // The agent's notice quotes at most notify.max_quoted_chars and says where the rest is.
+    let notice = to(&smtp.messages(), "alex@example.com")
+        .pop()
+        .expect("agent notice");
+    let parsed = mail_parser::MessageParser::default()
+        .parse(&notice.data)
+        .expect("a message");
+    let text = parsed.body_text(0).expect("a text part");
+    assert!(
+        text.contains("The rest of this message is on ticket #1"),
+        "{text}"
+    );
+    let quoted = text.matches("The printer jams").count();
+    assert!(
+        quoted > 100 && quoted * 32 <= 20_001,
+        "{quoted} of 1000 sentences quoted"
+    );
+    // An agent's answer reaches every participant: a person wrote it.
+    running.receive(
+        &Msg::new(
+            "Alex Agent <alex@example.com>",
+            "Re: [Support #1] Printer",
+            "a1@example.com",
+        )
+        .in_reply_to("m1@acme.example")
+        .body("Please restart it."),
+    );
+    wait_until(Duration::from_secs(15), "the answer to Dave", || {
+        !to(&smtp.messages(), "dave@acme.example").is_empty()
+    });
+}

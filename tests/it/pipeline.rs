@@ -21,6 +21,7 @@ on_both_backends!(
     automatic_mail_never_opens_or_reopens_a_ticket,
     copied_colleagues_become_participants,
     oversized_message_is_held_and_kept,
+    large_raw_message_is_kept_in_the_data_directory,
     message_the_mime_parser_cannot_read_is_held_not_a_crash,
     audit_log_records_creation_status_and_holds,
     agent_reply_appends_and_sets_pending,
@@ -469,9 +470,58 @@ fn oversized_message_is_held_and_kept(backend: Backend) {
     assert_eq!(held[0]["sender"], "jane@acme.example");
     assert_eq!(held[0]["subject"], "Huge log");
     let id = held[0]["id"].as_i64().expect("id").to_string();
+    // Its headers and beginning are kept, no more than the limit; and its size.
     let kept = env.run(&["held", "show", &id, "--raw"]);
-    assert_eq!(kept.stdout, raw, "the raw message is kept byte for byte");
+    assert_eq!(
+        kept.stdout,
+        raw[..20_000],
+        "the beginning is kept byte for byte"
+    );
+    let shown = env.ok(&["held", "show", &id]);
+    assert!(
+        shown.contains(&format!(
+            "{} bytes; only the first 20000 were kept",
+            raw.len()
+        )),
+        "{shown}"
+    );
+    // Delivered again, it is recognized; released, what was kept becomes the ticket.
+    assert_eq!(outcome(&env.ingest(&raw)), "duplicate");
     assert!(env.ok(&["held", "release", &id]).contains("created ticket"));
+}
+
+fn large_raw_message_is_kept_in_the_data_directory(backend: Backend) {
+    let env = Env::with_config(backend, "[tickets]\nunknown_sender = \"hold\"\n");
+    let large = Msg::new(
+        "Stranger <stranger@other.example>",
+        "Logs",
+        "logs@other.example",
+    )
+    .body(&"0123456789abcdef\n".repeat(30_000))
+    .bytes();
+    assert_eq!(outcome(&env.ingest(&large)), "held");
+    // Not in a database row: a file named by its hash under data/raw.
+    let files: Vec<_> = walk(&env.path().join("data/raw"));
+    assert_eq!(files.len(), 1, "{files:?}");
+    assert_eq!(std::fs::read(&files[0]).expect("read"), large);
+    let id = env.held()[0]["id"].as_i64().expect("id").to_string();
+    let kept = env.run(&["held", "show", &id, "--raw"]);
+    assert_eq!(kept.stdout, large, "the raw message is kept byte for byte");
+    assert_eq!(outcome(&env.ingest(&large)), "duplicate");
+    assert!(env.ok(&["held", "release", &id]).contains("created ticket"));
+}
+
+/// Every file below `dir`.
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        if entry.path().is_dir() {
+            files.extend(walk(&entry.path()));
+        } else {
+            files.push(entry.path());
+        }
+    }
+    files
 }
 
 /// A structure that trips an internal assertion of the MIME parser (found by

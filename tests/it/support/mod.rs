@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod dovecot;
+pub mod hostile;
 pub mod postfix;
 pub mod postgres;
 pub mod smtp;
