@@ -69,6 +69,7 @@ fn deliver_all(runtime: &tokio::runtime::Runtime, server: &smtp::SmtpServer) -> 
                     in_reply_to: None,
                     references: &[],
                     automatic: true,
+                    attachments: &[],
                 },
                 &rendered,
             )

@@ -52,6 +52,59 @@ pub struct Settings {
     pub smtp: Option<SmtpSettings>,
     pub outbox: OutboxSettings,
     pub notify: NotifySettings,
+    pub agents: AgentSettings,
+}
+
+/// How a mail from an agent's address proves it is the agent's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AgentTrust {
+    /// The `Authentication-Results` of our own MTA (`agents.authserv_id`) show
+    /// DMARC passed, or DKIM passed for the From domain.
+    Dmarc,
+    /// ticketd checks the DKIM signature itself (the `dkim` cargo feature).
+    Dkim,
+    /// The From address alone (a closed network only).
+    Sender,
+}
+
+/// Whose ticket an agent's forward of a customer's mail opens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ForwardedMail {
+    /// The customer whose mail was forwarded.
+    OriginalSender,
+    /// The agent who forwarded it.
+    Agent,
+}
+
+/// One value or a list of them, in the configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    /// The values, in order.
+    pub fn values(&self) -> Vec<String> {
+        match self {
+            OneOrMany::One(one) => vec![one.clone()],
+            OneOrMany::Many(many) => many.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentSettings {
+    pub trust: AgentTrust,
+    /// The authserv-id(s) our own MTA writes in `Authentication-Results`; `""`
+    /// for a header without one (Microsoft 365); default this host's fully
+    /// qualified name.
+    pub authserv_id: Option<OneOrMany>,
+    pub forwarded_mail: ForwardedMail,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -116,6 +169,8 @@ pub struct NotifySettings {
     /// Addresses that automatic mail caused by one inbound message goes to, at most
     /// (agents not counted).
     pub max_auto_per_message: usize,
+    /// A customer's attachments forwarded to agents, in bytes, at most per notification.
+    pub max_attachment_bytes_to_agents: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -285,6 +340,11 @@ pub struct QueueSettings {
     /// Envelope sender (return path) of this queue's notifications; default its first
     /// address. Each notification goes out from `<local>+bounce-<id>-<key>@<domain>`.
     pub envelope_sender: Option<String>,
+    /// The agents told of this queue's tickets; default every active agent.
+    pub agents: Option<Vec<String>>,
+    /// Addresses whose mail from an agent is an internal note on the ticket.
+    #[serde(default)]
+    pub comment_addresses: Vec<String>,
 }
 
 fn default_allowed_roles() -> Vec<Role> {
@@ -403,6 +463,17 @@ impl Settings {
             if let Some(sender) = &queue.envelope_sender {
                 queue.envelope_sender = address::normalize(sender);
             }
+            if let Some(agents) = &mut queue.agents {
+                *agents = agents
+                    .iter()
+                    .filter_map(|a| address::normalize(a))
+                    .collect();
+            }
+            queue.comment_addresses = queue
+                .comment_addresses
+                .iter()
+                .filter_map(|a| address::normalize(a))
+                .collect();
         }
         if let Some(smtp) = &mut self.smtp
             && let Some(name) = &smtp.helo_name
@@ -503,6 +574,26 @@ impl Settings {
                     format!("queues[{i}].envelope_sender"),
                     format!("`{sender}` is not an email address"),
                 ));
+            }
+            for (j, addr) in queue.comment_addresses.iter().enumerate() {
+                let key = format!("queues[{i}].comment_addresses[{j}]");
+                let Some(norm) = address::normalize(addr) else {
+                    return Err(key_error(key, format!("`{addr}` is not an email address")));
+                };
+                if let Some(other) = seen_addresses.insert(norm, queue.name.clone()) {
+                    return Err(key_error(
+                        key,
+                        format!("`{addr}` already belongs to queue `{other}`"),
+                    ));
+                }
+            }
+            for (j, addr) in queue.agents.iter().flatten().enumerate() {
+                if address::normalize(addr).is_none() {
+                    return Err(key_error(
+                        format!("queues[{i}].agents[{j}]"),
+                        format!("`{addr}` is not an email address"),
+                    ));
+                }
             }
             if queue.allowed_roles.is_empty() {
                 return Err(key_error(
@@ -652,14 +743,35 @@ impl Settings {
         Ok(())
     }
 
-    /// Every address that is ours: queue addresses and `mail.own_addresses`, normalized.
+    /// Every address that is ours: queue and comment addresses and
+    /// `mail.own_addresses`, normalized.
     pub fn own_addresses(&self) -> Vec<String> {
         self.queues
             .iter()
-            .flat_map(|q| q.addresses.iter())
+            .flat_map(|q| q.addresses.iter().chain(q.comment_addresses.iter()))
             .chain(self.mail.own_addresses.iter())
             .filter_map(|a| address::normalize(a))
             .collect()
+    }
+
+    /// Warnings `config check` prints for settings that work but are risky.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.agents.trust == AgentTrust::Sender {
+            out.push(
+                "agents.trust = \"sender\": anyone who writes an agent's address in From is \
+                 trusted as that agent; use it on a closed network only"
+                    .to_string(),
+            );
+        }
+        if self.agents.trust == AgentTrust::Dkim && !cfg!(feature = "dkim") {
+            out.push(
+                "agents.trust = \"dkim\" needs ticketd built with the `dkim` feature; every \
+                 agent's mail will be held as unverified"
+                    .to_string(),
+            );
+        }
+        out
     }
 
     /// The effective configuration as TOML, with passwords and URL credentials masked.

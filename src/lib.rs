@@ -6,6 +6,7 @@ pub mod blobs;
 pub mod config;
 pub mod credentials;
 pub mod daemon;
+pub mod host;
 pub mod inbound;
 pub mod ingest;
 pub mod mail;

@@ -14,7 +14,7 @@ pub enum TemplateCommand {
     /// Render one event's template for a ticket, without sending anything.
     Render {
         /// The event: ticket_received, agent_reply, status_changed, message_held, reminder,
-        /// agent_new_ticket or agent_customer_reply.
+        /// agent_new_ticket, agent_customer_reply, agent_note or commands_rejected.
         #[arg(value_parser = EVENTS)]
         event: String,
         /// The ticket whose data fills the template.

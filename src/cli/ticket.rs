@@ -2,11 +2,17 @@
 
 use std::process::ExitCode;
 
+use std::path::PathBuf;
+
 use clap::Subcommand;
 use serde::Serialize;
-use ticketd::store::events::{self, Event, EventRecord};
-use ticketd::store::tickets::{self, MessageView, Status, Ticket};
-use ticketd::store::{directory, now};
+use ticketd::blobs::BlobStore;
+use ticketd::ingest::service::{Actor, Announce, AuthorKind, Posting, ServiceError, TicketService};
+use ticketd::mail::{InboundMail, Mailbox};
+use ticketd::notify::{Notifier, Written};
+use ticketd::store::events::{self, EventRecord};
+use ticketd::store::tickets::{self, Filter, MessageView, Priority, Status, Ticket};
+use ticketd::store::{Conn, Store, StoreError, directory, now};
 
 use super::{Ctx, fail, print_json, timestamp};
 
@@ -20,6 +26,12 @@ pub enum TicketCommand {
         /// Only tickets of this organization (by name).
         #[arg(long, value_name = "NAME")]
         org: Option<String>,
+        /// Only tickets assigned to this agent (by address).
+        #[arg(long, value_name = "AGENT")]
+        assignee: Option<String>,
+        /// Only tickets of this priority: low, normal, high, urgent.
+        #[arg(long, value_parser = parse_priority)]
+        priority: Option<Priority>,
         /// Print a JSON array.
         #[arg(long)]
         json: bool,
@@ -32,7 +44,7 @@ pub enum TicketCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Change a ticket's status (recorded in the audit log).
+    /// Change a ticket's status; the customer side hears of pending, solved and closed.
     SetStatus {
         /// The ticket number.
         id: i64,
@@ -40,9 +52,46 @@ pub enum TicketCommand {
         #[arg(value_parser = parse_status)]
         status: Status,
     },
+    /// Assign a ticket to an agent (`none` to nobody); its notices then go to that agent only.
+    Assign {
+        /// The ticket number.
+        id: i64,
+        /// The agent's address, or `none`.
+        agent: String,
+    },
+    /// Change a ticket's priority.
+    SetPriority {
+        /// The ticket number.
+        id: i64,
+        /// low, normal, high or urgent.
+        #[arg(value_parser = parse_priority)]
+        priority: Priority,
+    },
+    /// Add an internal note (agents only, never a customer) written by an agent.
+    Note {
+        /// The ticket number.
+        id: i64,
+        /// The agent the note is from (by address).
+        #[arg(long, value_name = "AGENT")]
+        from: String,
+        /// A file with the note's text; `-` reads standard input.
+        file: PathBuf,
+    },
+    /// Merge a ticket into another: its messages and participants move, it
+    /// closes with a link, and later replies to it land on the other.
+    Merge {
+        /// The ticket to merge away.
+        id: i64,
+        /// The ticket that remains.
+        into: i64,
+    },
 }
 
 fn parse_status(s: &str) -> Result<Status, String> {
+    s.parse()
+}
+
+fn parse_priority(s: &str) -> Result<Priority, String> {
     s.parse()
 }
 
@@ -54,6 +103,8 @@ struct TicketSummary<'a> {
     requester: &'a str,
     organization: Option<&'a str>,
     queue: &'a str,
+    priority: Priority,
+    assignee: Option<&'a str>,
     message_count: i64,
     created_at: String,
     updated_at: String,
@@ -68,6 +119,8 @@ impl<'a> From<&'a Ticket> for TicketSummary<'a> {
             requester: &t.requester,
             organization: t.organization.as_deref(),
             queue: &t.queue,
+            priority: t.priority,
+            assignee: t.assignee.as_deref(),
             message_count: t.message_count,
             created_at: timestamp(t.created_at),
             updated_at: timestamp(t.updated_at),
@@ -80,6 +133,7 @@ struct TicketDetail<'a> {
     #[serde(flatten)]
     summary: TicketSummary<'a>,
     follows_up: Option<i64>,
+    merged_into: Option<i64>,
     participants: Vec<String>,
     messages: &'a [MessageView],
     events: Vec<EventRecord>,
@@ -91,7 +145,13 @@ pub async fn run(ctx: &Ctx, cmd: TicketCommand) -> ExitCode {
         Err(code) => return code,
     };
     match cmd {
-        TicketCommand::List { status, org, json } => {
+        TicketCommand::List {
+            status,
+            org,
+            assignee,
+            priority,
+            json,
+        } => {
             let org_id = match org {
                 Some(name) => match directory::organization_by_name(&mut conn, &name).await {
                     Ok(Some(o)) => Some(o.id),
@@ -103,7 +163,24 @@ pub async fn run(ctx: &Ctx, cmd: TicketCommand) -> ExitCode {
                 },
                 None => None,
             };
-            let list = match tickets::list(&mut conn, status, org_id).await {
+            let assignee_id = match assignee {
+                Some(address) => match directory::agent_by_email(&mut conn, &address).await {
+                    Ok(Some(a)) => Some(a.id),
+                    Ok(None) => {
+                        eprintln!("ticketd: no agent `{address}`");
+                        return ExitCode::FAILURE;
+                    }
+                    Err(e) => return fail("cannot look up the agent", &e),
+                },
+                None => None,
+            };
+            let filter = Filter {
+                status,
+                organization_id: org_id,
+                assignee_id,
+                priority,
+            };
+            let list = match tickets::list(&mut conn, &filter).await {
                 Ok(l) => l,
                 Err(e) => return fail("cannot list tickets", &e),
             };
@@ -116,9 +193,10 @@ pub async fn run(ctx: &Ctx, cmd: TicketCommand) -> ExitCode {
             }
             for t in &list {
                 println!(
-                    "#{:<6} {:<8} {:<10} {:<30} {}",
+                    "#{:<6} {:<8} {:<7} {:<10} {:<30} {}",
                     t.id,
                     t.status.as_str(),
+                    t.priority.as_str(),
                     t.queue,
                     t.requester,
                     t.subject
@@ -151,6 +229,7 @@ pub async fn run(ctx: &Ctx, cmd: TicketCommand) -> ExitCode {
                 return print_json(&TicketDetail {
                     summary: (&ticket).into(),
                     follows_up: ticket.follows_up,
+                    merged_into: ticket.merged_into,
                     participants,
                     messages: &messages,
                     events,
@@ -159,64 +238,181 @@ pub async fn run(ctx: &Ctx, cmd: TicketCommand) -> ExitCode {
             print_ticket(&ticket, &participants, &messages);
             ExitCode::SUCCESS
         }
-        TicketCommand::SetStatus { id, status } => {
-            let queues = match ticketd::store::queues::load(&mut conn, &ctx.settings.queues).await {
-                Ok(q) => q,
-                Err(e) => return fail("cannot load the queues", &e),
-            };
+        change => {
             drop(conn);
-            let notifier = match ticketd::notify::Notifier::new(ctx.settings.clone(), queues) {
-                Ok(n) => n,
-                Err(e) => {
-                    eprintln!("ticketd: {e}");
-                    return ExitCode::from(super::exit::CONFIG);
-                }
-            };
-            let result = async {
-                let mut tx = store.begin().await?;
-                let Some(ticket) = tickets::get(&mut tx, id).await? else {
-                    return Err(ticketd::store::StoreError::NotFound(format!(
-                        "no ticket #{id}"
-                    )));
-                };
-                if ticket.status != status {
-                    let t = now();
-                    tickets::set_status(&mut tx, id, status, t).await?;
-                    events::record(
-                        &mut tx,
-                        &Event {
-                            ticket_id: Some(id),
-                            actor: "operator",
-                            action: "status_changed",
-                            old_value: Some(ticket.status.as_str()),
-                            new_value: Some(status.as_str()),
-                            ..Event::default()
-                        },
-                        t,
-                    )
-                    .await?;
-                    notifier
-                        .status_changed(&mut tx, id, ticket.status, status)
-                        .await?;
-                }
-                tx.commit().await?;
-                Ok(ticket.status)
+            changed(ctx, &store, change).await
+        }
+    }
+}
+
+/// Runs one of the commands that change a ticket, through the ticket service.
+async fn changed(ctx: &Ctx, store: &Store, cmd: TicketCommand) -> ExitCode {
+    let queues = {
+        let mut conn = match store.conn().await {
+            Ok(c) => c,
+            Err(e) => return fail("cannot open the store", &e),
+        };
+        match ticketd::store::queues::load(&mut conn, &ctx.settings.queues).await {
+            Ok(q) => q,
+            Err(e) => return fail("cannot load the queues", &e),
+        }
+    };
+    let notifier = match Notifier::new(ctx.settings.clone(), queues) {
+        Ok(n) => n,
+        Err(e) => {
+            eprintln!("ticketd: {e}");
+            return ExitCode::from(super::exit::CONFIG);
+        }
+    };
+    let note_text = match &cmd {
+        TicketCommand::Note { file, .. } => match read_text(file) {
+            Ok(text) if !text.trim().is_empty() => Some(text),
+            Ok(_) => {
+                eprintln!("ticketd: the note is empty");
+                return ExitCode::FAILURE;
             }
-            .await;
-            match result {
-                Ok(old) => {
-                    println!("ticket #{id}: {old} → {status}");
-                    ExitCode::SUCCESS
-                }
-                Err(e) => fail("cannot change the status", &e),
+            Err(e) => {
+                eprintln!("ticketd: cannot read {}: {e}", file.display());
+                return ExitCode::from(super::exit::NO_INPUT);
+            }
+        },
+        _ => None,
+    };
+    let blobs = BlobStore::attachments(&ctx.settings.data.dir);
+    let service = TicketService {
+        notifier: &notifier,
+        blobs: &blobs,
+        max_attachment_bytes: ctx.settings.limits.max_attachment_bytes,
+        now: now(),
+    };
+    let result = async {
+        let mut tx = store.begin().await?;
+        let said = change(&service, &mut tx, &cmd, note_text.as_deref()).await?;
+        tx.commit().await.map_err(StoreError::from)?;
+        Ok::<_, ServiceError>(said)
+    }
+    .await;
+    match result {
+        Ok(said) => {
+            println!("{said}");
+            ExitCode::SUCCESS
+        }
+        Err(ServiceError::Refused(reason)) => {
+            eprintln!("ticketd: {reason}");
+            ExitCode::FAILURE
+        }
+        Err(ServiceError::Store(e)) => fail("cannot change the ticket", &e),
+        Err(e @ ServiceError::Files(_)) => {
+            eprintln!("ticketd: {e}");
+            ExitCode::from(super::exit::TEMP_FAIL)
+        }
+    }
+}
+
+/// Applies `cmd` in `conn`'s transaction and says what it did.
+async fn change(
+    service: &TicketService<'_>,
+    conn: &mut Conn,
+    cmd: &TicketCommand,
+    note_text: Option<&str>,
+) -> Result<String, ServiceError> {
+    let operator = Actor::OPERATOR;
+    Ok(match cmd {
+        TicketCommand::SetStatus { id, status } => {
+            match service
+                .set_status(conn, *id, *status, operator, true)
+                .await?
+            {
+                Some(old) => format!("ticket #{id}: {old} → {status}"),
+                None => format!("ticket #{id} is {status} already"),
             }
         }
+        TicketCommand::SetPriority { id, priority } => {
+            match service.set_priority(conn, *id, *priority, operator).await? {
+                Some(old) => format!("ticket #{id}: priority {old} → {priority}"),
+                None => format!("ticket #{id} has priority {priority} already"),
+            }
+        }
+        TicketCommand::Assign { id, agent } => {
+            let agent = ticketd::mail::address::normalize(agent).filter(|_| agent != "none");
+            let changed = service
+                .assign(conn, *id, agent.as_deref(), operator)
+                .await?;
+            let who = agent.as_deref().unwrap_or("nobody");
+            if changed {
+                format!("ticket #{id} assigned to {who}")
+            } else {
+                format!("ticket #{id} is assigned to {who} already")
+            }
+        }
+        TicketCommand::Merge { id, into } => {
+            let survivor = service.merge(conn, *id, *into, operator).await?;
+            format!("ticket #{id} merged into #{survivor}")
+        }
+        TicketCommand::Note { id, from, .. } => {
+            let text = note_text.unwrap_or_default();
+            let address = ticketd::mail::address::normalize(from).unwrap_or_default();
+            let agent = match directory::agent_by_email(conn, &address).await? {
+                Some(a) if a.active => a,
+                _ => {
+                    return Err(ServiceError::Refused(format!(
+                        "{from} is not an active agent"
+                    )));
+                }
+            };
+            let Some(ticket) = tickets::get(conn, *id).await? else {
+                return Err(ServiceError::Refused(format!("no ticket #{id}")));
+            };
+            let mail = InboundMail {
+                from: Some(Mailbox {
+                    address: agent.email.clone(),
+                    name: agent.name.clone(),
+                }),
+                subject: Some(ticket.subject.clone()),
+                text: text.to_string(),
+                visible_text: text.trim().to_string(),
+                ..InboundMail::default()
+            };
+            service
+                .add_message(
+                    conn,
+                    *id,
+                    &Posting {
+                        mail: &mail,
+                        author_kind: AuthorKind::Agent,
+                        author_id: Some(agent.id),
+                        text: &mail.visible_text,
+                        attachments: &[],
+                        internal: true,
+                        classification: "normal",
+                        raw_stored: false,
+                    },
+                    Announce::Message(Written::InternalNote),
+                )
+                .await?;
+            format!("internal note added to ticket #{id}")
+        }
+        TicketCommand::List { .. } | TicketCommand::Show { .. } => String::new(),
+    })
+}
+
+/// The text of `path`, or of standard input for `-`.
+fn read_text(path: &std::path::Path) -> std::io::Result<String> {
+    if path.as_os_str() == "-" {
+        std::io::read_to_string(std::io::stdin())
+    } else {
+        std::fs::read_to_string(path)
     }
 }
 
 fn print_ticket(t: &Ticket, participants: &[String], messages: &[MessageView]) {
     println!("Ticket #{}: {}", t.id, t.subject);
     println!("Status:       {}", t.status);
+    println!("Priority:     {}", t.priority);
+    println!(
+        "Assignee:     {}",
+        t.assignee.as_deref().unwrap_or("(nobody)")
+    );
     println!("Queue:        {}", t.queue);
     println!("Requester:    {}", t.requester);
     println!(
@@ -227,6 +423,9 @@ fn print_ticket(t: &Ticket, participants: &[String], messages: &[MessageView]) {
     if let Some(prev) = t.follows_up {
         println!("Follows up:   #{prev}");
     }
+    if let Some(into) = t.merged_into {
+        println!("Merged into:  #{into}");
+    }
     println!("Created:      {}", timestamp(t.created_at));
     for m in messages {
         let who = match (&m.author.name, &m.author.address) {
@@ -234,11 +433,14 @@ fn print_ticket(t: &Ticket, participants: &[String], messages: &[MessageView]) {
             (None, Some(a)) => a.clone(),
             _ => "(unknown)".to_string(),
         };
-        let class = if m.classification == "normal" {
+        let mut class = if m.classification == "normal" {
             String::new()
         } else {
             format!(" [{}]", m.classification)
         };
+        if m.internal {
+            class.push_str(" [internal note]");
+        }
         println!(
             "\n--- {} {} {}{class}",
             timestamp(m.created_at),

@@ -1,16 +1,18 @@
 //! Apply: carry out a [`Decision`] inside the message's transaction.
 
-use super::decide::{Author, Decision};
+use super::commands::{self, Command, LineError};
+use super::decide::{Author, Decision, HoldCode};
+use super::service::{Actor, Announce, AuthorKind, Opening, Posting, TicketService};
 use super::{IngestError, Outcome, Report};
-use crate::blobs::BlobStore;
 use crate::config::Role;
+use crate::mail::forward::{Forwarded, unforwarded_subject};
 use crate::mail::{Classification, InboundMail};
-use crate::notify::Notifier;
+use crate::notify::Written;
 use crate::store::directory::{self, NewContact};
 use crate::store::events::{self, Event};
 use crate::store::intake::{self, NewHeld};
 use crate::store::queues::Queue;
-use crate::store::tickets::{self, NewAttachment, NewMessage, NewTicket, Status};
+use crate::store::tickets::{self, NewTicket};
 use crate::store::{Conn, outbox};
 
 /// What `apply` needs besides the decision.
@@ -22,10 +24,13 @@ pub struct Input<'a> {
     pub new_subject: &'a str,
     /// Set when an operator released this held message.
     pub released_from: Option<i64>,
-    pub blobs: &'a BlobStore,
-    pub max_attachment_bytes: u64,
-    pub notifier: &'a Notifier,
-    pub now: i64,
+    /// An agent's words without the command lines (for anyone else: unused).
+    pub agent_text: &'a str,
+    /// The customer's mail an agent forwarded, for [`Decision::CreateForwarded`].
+    pub forwarded: Option<&'a Forwarded>,
+    /// An agent's command lines that cannot apply, for [`HoldCode::CommandsRejected`].
+    pub rejected: &'a [LineError],
+    pub service: &'a TicketService<'a>,
 }
 
 const PIPELINE: &str = "ticketd";
@@ -35,6 +40,8 @@ pub async fn apply(
     decision: &Decision,
     input: &Input<'_>,
 ) -> Result<Report, IngestError> {
+    let service = input.service;
+    let now = service.now;
     match decision {
         Decision::Hold {
             code,
@@ -42,8 +49,8 @@ pub async fn apply(
             bounced,
             bounce_outbox_id,
         } => {
-            let report = hold(conn, code.as_str(), reason, input).await?;
-            flag_bounced(conn, bounced, *bounce_outbox_id, None, input.now).await?;
+            let report = hold(conn, *code, reason, input).await?;
+            flag_bounced(conn, bounced, *bounce_outbox_id, None, now).await?;
             Ok(report)
         }
         Decision::Create {
@@ -51,50 +58,121 @@ pub async fn apply(
             organization_id,
             follows_up,
             participants,
+            priority,
+            commands,
         } => {
-            let (author_id, author_email) = resolve_author(conn, author, input.now).await?;
-            let contact_id = match author {
-                Author::Agent { .. } => None,
-                _ => Some(author_id),
-            };
-            let ticket_id = tickets::create(
-                conn,
-                &NewTicket {
-                    queue_id: input.queue.id,
-                    organization_id: *organization_id,
-                    requester_email: &author_email,
-                    requester_contact_id: contact_id,
-                    subject: input.new_subject,
-                    follows_up: *follows_up,
-                },
-                input.now,
-            )
-            .await?;
-            tickets::add_participant(conn, ticket_id, &author_email, "requester").await?;
-            for address in participants {
-                tickets::add_participant(conn, ticket_id, address, "cc").await?;
-            }
-            add_message(conn, ticket_id, author, author_id, input).await?;
-            let followed = follows_up.map(|id| format!("follows up #{id}"));
-            events::record(
-                conn,
-                &Event {
-                    ticket_id: Some(ticket_id),
-                    organization_id: *organization_id,
-                    actor: &author_email,
-                    action: "ticket_created",
-                    new_value: Some(followed.as_deref().unwrap_or(Status::New.as_str())),
-                    ..Event::default()
-                },
-                input.now,
-            )
-            .await?;
-            finish_release(conn, input, ticket_id).await?;
+            let (author_id, author_email) = resolve_author(conn, author, now).await?;
             let by_agent = matches!(author, Author::Agent { .. });
-            input
-                .notifier
-                .ticket_created(conn, ticket_id, input.mail, by_agent)
+            let ticket_id = service
+                .open(
+                    conn,
+                    &Opening {
+                        ticket: NewTicket {
+                            queue_id: input.queue.id,
+                            organization_id: *organization_id,
+                            requester_email: &author_email,
+                            requester_contact_id: (!by_agent).then_some(author_id),
+                            subject: input.new_subject,
+                            follows_up: *follows_up,
+                            priority: *priority,
+                        },
+                        participants,
+                    },
+                    Actor {
+                        name: &author_email,
+                    },
+                )
                 .await?;
+            let text = if by_agent {
+                input.agent_text
+            } else {
+                &input.mail.visible_text
+            };
+            let posting = posting(input, author, Some(author_id), text, false);
+            service
+                .add_message(conn, ticket_id, &posting, Announce::NewTicket { by_agent })
+                .await?;
+            let ticket_id =
+                agent_commands(conn, input, ticket_id, commands, &author_email, false).await?;
+            finish_release(conn, input, ticket_id).await?;
+            Ok(Report::new(Outcome::Created, Some(ticket_id), None))
+        }
+        Decision::CreateForwarded {
+            customer,
+            organization_id,
+            agent,
+            priority,
+            commands,
+        } => {
+            let forwarded = input.forwarded.ok_or_else(|| {
+                IngestError::Invalid("a forward was decided on without the forwarded mail".into())
+            })?;
+            let (customer_id, customer_email) = resolve_author(conn, customer, now).await?;
+            let (agent_id, agent_email) = resolve_author(conn, agent, now).await?;
+            let subject = forwarded
+                .subject
+                .clone()
+                .unwrap_or_else(|| unforwarded_subject(input.new_subject));
+            let ticket_id = service
+                .open(
+                    conn,
+                    &Opening {
+                        ticket: NewTicket {
+                            queue_id: input.queue.id,
+                            organization_id: *organization_id,
+                            requester_email: &customer_email,
+                            requester_contact_id: Some(customer_id),
+                            subject: &subject,
+                            follows_up: None,
+                            priority: *priority,
+                        },
+                        participants: &[],
+                    },
+                    Actor { name: &agent_email },
+                )
+                .await?;
+            // The customer's words as the customer's message, without the
+            // agent's mail's identity (its Message-ID is the agent's).
+            let customer_mail = InboundMail {
+                from: Some(forwarded.sender.clone()),
+                subject: Some(subject.clone()),
+                text: forwarded.text.clone(),
+                visible_text: forwarded.text.clone(),
+                ..InboundMail::default()
+            };
+            service
+                .add_message(
+                    conn,
+                    ticket_id,
+                    &Posting {
+                        mail: &customer_mail,
+                        author_kind: AuthorKind::Contact,
+                        author_id: Some(customer_id),
+                        text: &forwarded.text,
+                        attachments: &forwarded.attachments,
+                        internal: false,
+                        classification: input.classification.as_str(),
+                        raw_stored: false,
+                    },
+                    Announce::Nobody,
+                )
+                .await?;
+            let note = posting(input, agent, Some(agent_id), input.agent_text, true);
+            let note = Posting {
+                attachments: &[],
+                ..note
+            };
+            service
+                .add_message(
+                    conn,
+                    ticket_id,
+                    &note,
+                    Announce::NewTicket { by_agent: true },
+                )
+                .await?;
+            let ticket_id =
+                agent_commands(conn, input, ticket_id, commands, &agent_email, false).await?;
+            finish_release(conn, input, ticket_id).await?;
             Ok(Report::new(Outcome::Created, Some(ticket_id), None))
         }
         Decision::Append {
@@ -102,38 +180,53 @@ pub async fn apply(
             author,
             status_change,
             participants,
+            internal,
+            commands,
         } => {
-            let (author_id, author_email) = resolve_author(conn, author, input.now).await?;
+            let (author_id, author_email) = resolve_author(conn, author, now).await?;
+            let actor = Actor {
+                name: &author_email,
+            };
             for address in participants {
                 tickets::add_participant(conn, *ticket_id, address, "cc").await?;
             }
-            add_message(conn, *ticket_id, author, author_id, input).await?;
-            match status_change {
-                Some((from, to)) => {
-                    tickets::set_status(conn, *ticket_id, *to, input.now).await?;
-                    events::record(
-                        conn,
-                        &Event {
-                            ticket_id: Some(*ticket_id),
-                            actor: &author_email,
-                            action: "status_changed",
-                            old_value: Some(from.as_str()),
-                            new_value: Some(to.as_str()),
-                            ..Event::default()
-                        },
-                        input.now,
-                    )
-                    .await?;
-                }
-                None => tickets::touch(conn, *ticket_id, input.now).await?,
-            }
-            finish_release(conn, input, *ticket_id).await?;
             let by_agent = matches!(author, Author::Agent { .. });
-            input
-                .notifier
-                .message_added(conn, *ticket_id, input.mail, by_agent)
+            // An agent's mail of commands alone says nothing to anyone: it is
+            // kept as a note, and a status it sets is told as such.
+            let commands_only = by_agent
+                && !internal
+                && input.agent_text.trim().is_empty()
+                && input.mail.attachments.is_empty();
+            let (text, stored_internal, announce) = match (by_agent, internal, commands_only) {
+                (false, _, _) => (
+                    input.mail.visible_text.as_str(),
+                    false,
+                    Announce::Message(Written::ByCustomer),
+                ),
+                (true, true, _) => (
+                    input.agent_text,
+                    true,
+                    Announce::Message(Written::InternalNote),
+                ),
+                (true, false, true) => (input.agent_text, true, Announce::Nobody),
+                (true, false, false) => {
+                    (input.agent_text, false, Announce::Message(Written::ByAgent))
+                }
+            };
+            let posting = posting(input, author, Some(author_id), text, stored_internal);
+            // The status first, so that the answer shows the ticket as it now is.
+            if let Some((_, to)) = status_change {
+                service
+                    .set_status(conn, *ticket_id, *to, actor, commands_only)
+                    .await?;
+            }
+            service
+                .add_message(conn, *ticket_id, &posting, announce)
                 .await?;
-            Ok(Report::new(Outcome::Appended, Some(*ticket_id), None))
+            let ticket_id =
+                agent_commands(conn, input, *ticket_id, commands, &author_email, true).await?;
+            finish_release(conn, input, ticket_id).await?;
+            Ok(Report::new(Outcome::Appended, Some(ticket_id), None))
         }
         Decision::Record {
             ticket_id,
@@ -146,19 +239,24 @@ pub async fn apply(
                 _ => None,
             };
             let kind = match author {
-                Some(Author::Agent { .. }) => "agent",
-                Some(_) => "contact",
-                None => "unknown",
+                Some(Author::Agent { .. }) => AuthorKind::Agent,
+                Some(_) => AuthorKind::Contact,
+                None => AuthorKind::Unknown,
             };
-            insert_message(conn, *ticket_id, kind, author_id, input).await?;
-            flag_bounced(
-                conn,
-                bounced,
-                *bounce_outbox_id,
-                Some(*ticket_id),
-                input.now,
-            )
-            .await?;
+            let posting = Posting {
+                mail: input.mail,
+                author_kind: kind,
+                author_id,
+                text: &input.mail.visible_text,
+                attachments: &input.mail.attachments,
+                internal: false,
+                classification: input.classification.as_str(),
+                raw_stored: true,
+            };
+            service
+                .add_message(conn, *ticket_id, &posting, Announce::Nobody)
+                .await?;
+            flag_bounced(conn, bounced, *bounce_outbox_id, Some(*ticket_id), now).await?;
             finish_release(conn, input, *ticket_id).await?;
             let reason = format!(
                 "{} recorded on ticket #{ticket_id}; it changes nothing",
@@ -173,12 +271,67 @@ pub async fn apply(
     }
 }
 
+/// The mail as a message of `author` showing `text`.
+fn posting<'a>(
+    input: &'a Input<'a>,
+    author: &Author,
+    author_id: Option<i64>,
+    text: &'a str,
+    internal: bool,
+) -> Posting<'a> {
+    Posting {
+        mail: input.mail,
+        author_kind: match author {
+            Author::Agent { .. } => AuthorKind::Agent,
+            Author::Contact { .. } | Author::NewContact { .. } => AuthorKind::Contact,
+        },
+        author_id,
+        text,
+        attachments: &input.mail.attachments,
+        internal,
+        classification: input.classification.as_str(),
+        raw_stored: true,
+    }
+}
+
+/// Applies an agent's commands (other than `#status` and `#note`, which the
+/// decision carries) and returns the ticket that holds the thread after them.
+async fn agent_commands(
+    conn: &mut Conn,
+    input: &Input<'_>,
+    ticket_id: i64,
+    commands: &[Command],
+    agent: &str,
+    status_applied: bool,
+) -> Result<i64, IngestError> {
+    if commands.is_empty() {
+        return Ok(ticket_id);
+    }
+    let service = input.service;
+    if !status_applied
+        && let Some(status) = commands.iter().rev().find_map(|c| match c {
+            Command::Status(s) => Some(*s),
+            _ => None,
+        })
+    {
+        service
+            .set_status(conn, ticket_id, status, Actor { name: agent }, false)
+            .await?;
+    }
+    Ok(service
+        .apply_commands(conn, ticket_id, commands, agent)
+        .await?)
+}
+
 async fn hold(
     conn: &mut Conn,
-    code: &str,
+    code: HoldCode,
     reason: &str,
     input: &Input<'_>,
 ) -> Result<Report, IngestError> {
+    let now = input.service.now;
+    let notifier = input.service.notifier;
+    let code = code.as_str();
     let held_id = match input.released_from {
         Some(id) => {
             intake::update_hold_reason(conn, id, code, reason).await?;
@@ -195,7 +348,7 @@ async fn hold(
                     subject: input.mail.subject.as_deref(),
                     queue_id: Some(input.queue.id),
                 },
-                input.now,
+                now,
             )
             .await?;
             events::record(
@@ -207,13 +360,23 @@ async fn hold(
                     new_value: Some(code),
                     ..Event::default()
                 },
-                input.now,
+                now,
             )
             .await?;
-            input
-                .notifier
-                .message_held(conn, id, input.mail, code, input.queue)
-                .await?;
+            if code == HoldCode::CommandsRejected.as_str() {
+                let problems = input
+                    .rejected
+                    .iter()
+                    .map(|e| format!("{}: {}", e.line, e.reason))
+                    .collect();
+                notifier
+                    .commands_rejected(conn, id, input.mail, input.queue, problems, commands::HELP)
+                    .await?;
+            } else {
+                notifier
+                    .message_held(conn, id, input.mail, code, input.queue)
+                    .await?;
+            }
             id
         }
     };
@@ -298,80 +461,6 @@ async fn resolve_author(
     })
 }
 
-async fn add_message(
-    conn: &mut Conn,
-    ticket_id: i64,
-    author: &Author,
-    author_id: i64,
-    input: &Input<'_>,
-) -> Result<i64, IngestError> {
-    let kind = match author {
-        Author::Agent { .. } => "agent",
-        _ => "contact",
-    };
-    insert_message(conn, ticket_id, kind, Some(author_id), input).await
-}
-
-async fn insert_message(
-    conn: &mut Conn,
-    ticket_id: i64,
-    author_kind: &str,
-    author_id: Option<i64>,
-    input: &Input<'_>,
-) -> Result<i64, IngestError> {
-    let mail = input.mail;
-    let references = (!mail.references.is_empty()).then(|| mail.references.join(" "));
-    let message_row = tickets::add_message(
-        conn,
-        &NewMessage {
-            ticket_id,
-            direction: "inbound",
-            author_kind,
-            author_id,
-            author_email: mail.from.as_ref().map(|f| f.address.as_str()),
-            author_name: mail.from.as_ref().and_then(|f| f.name.as_deref()),
-            message_id: mail.message_id.as_deref(),
-            in_reply_to: mail.in_reply_to.first().map(String::as_str),
-            references: references.as_deref(),
-            subject: mail.subject.as_deref(),
-            body_text: &mail.text,
-            body_html: mail.html.as_deref(),
-            visible_text: &mail.visible_text,
-            internal: false,
-            classification: input.classification.as_str(),
-            raw_sha256: Some(&mail.sha256),
-        },
-        input.now,
-    )
-    .await?;
-    for attachment in &mail.attachments {
-        let sha = attachment.sha256();
-        let stored = (attachment.content.len() as u64) <= input.max_attachment_bytes;
-        if stored {
-            input
-                .blobs
-                .put(&sha, &attachment.content)
-                .await
-                .map_err(IngestError::Files)?;
-        }
-        tickets::add_attachment(
-            conn,
-            &NewAttachment {
-                message_row_id: message_row,
-                filename: attachment.filename.as_deref(),
-                content_type: &attachment.content_type,
-                size: attachment.content.len() as i64,
-                sha256: &sha,
-                stored,
-                inline: attachment.inline,
-                content_id: attachment.content_id.as_deref(),
-            },
-        )
-        .await?;
-    }
-    Ok(message_row)
-}
-
 /// Marks a released held message as resolved into `ticket_id`.
 async fn finish_release(
     conn: &mut Conn,
@@ -381,7 +470,14 @@ async fn finish_release(
     let Some(held_id) = input.released_from else {
         return Ok(());
     };
-    intake::resolve_held(conn, held_id, "released", Some(ticket_id), input.now).await?;
+    intake::resolve_held(
+        conn,
+        held_id,
+        "released",
+        Some(ticket_id),
+        input.service.now,
+    )
+    .await?;
     let ticket = ticket_id.to_string();
     events::record(
         conn,
@@ -393,7 +489,7 @@ async fn finish_release(
             new_value: Some(&ticket),
             ..Event::default()
         },
-        input.now,
+        input.service.now,
     )
     .await?;
     Ok(())

@@ -1,10 +1,13 @@
 //! Decide: what to do with one message, from facts loaded beforehand. Pure, so every rule is unit-tested.
 
-use crate::config::{CcPolicy, Role, UnknownSenderPolicy};
+use crate::config::{CcPolicy, ForwardedMail, Role, UnknownSenderPolicy};
 use crate::mail::Classification;
+use crate::mail::forward::Forwarded;
 use crate::store::directory::{Agent, Contact, ContactState, Organization};
 use crate::store::queues::Queue;
-use crate::store::tickets::Status;
+use crate::store::tickets::{Priority, Status};
+
+use super::commands::{Command, Parsed};
 
 /// Who sent the message, as far as the directory knows.
 #[derive(Debug, Clone)]
@@ -74,6 +77,27 @@ pub struct Context<'a> {
     pub bounce_of: Option<&'a BouncedMail>,
     /// Why the message's MIME structure could not be read, if it could not.
     pub parse_failure: Option<&'a str>,
+    /// For mail from an agent's address: whether it proves to be the agent's, and why.
+    pub agent_check: Option<&'a AgentCheck>,
+    /// An agent's commands and the text they leave (empty for anyone else).
+    pub commands: &'a Parsed,
+    /// The message was sent to a queue's comment address.
+    pub to_comment_address: bool,
+    /// The customer's mail an agent forwarded, when this is such a forward.
+    pub forwarded: Option<&'a Forwarded>,
+    /// The forwarded customer found in the directory (a contact, or unknown).
+    pub forwarded_sender: Option<&'a Sender>,
+    pub forwarded_mail: ForwardedMail,
+    /// The priority the sender's client set (`X-Priority`, `Importance`).
+    pub priority: Option<Priority>,
+}
+
+/// Whether a mail from an agent's address proves to be the agent's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentCheck {
+    pub trusted: bool,
+    /// The check's result in words (`dmarc=pass`, `our mail server found dmarc=fail…`).
+    pub reason: String,
 }
 
 /// A notification of ours that a delivery report is about (see [`super::bounce`]).
@@ -105,6 +129,10 @@ pub enum HoldCode {
     Unprocessable,
     /// Reading it took longer than `limits.message_budget_secs`.
     TooCostly,
+    /// From an agent's address, without proof that the agent sent it.
+    AgentUnverified,
+    /// An agent's commands did not all parse: nothing of the mail was applied.
+    CommandsRejected,
 }
 
 impl HoldCode {
@@ -123,6 +151,8 @@ impl HoldCode {
             HoldCode::Rejected => "rejected",
             HoldCode::Unprocessable => "unprocessable",
             HoldCode::TooCostly => "too_costly",
+            HoldCode::AgentUnverified => "agent_unverified",
+            HoldCode::CommandsRejected => "commands_rejected",
         }
     }
 
@@ -168,6 +198,18 @@ pub enum Decision {
         organization_id: Option<i64>,
         follows_up: Option<i64>,
         participants: Vec<String>,
+        priority: Priority,
+        /// An agent's commands, all of which parsed, for the new ticket.
+        commands: Vec<Command>,
+    },
+    /// A verified agent forwarded a customer's mail: a ticket for the customer,
+    /// with the agent's words above the forward as an internal note.
+    CreateForwarded {
+        customer: Author,
+        organization_id: Option<i64>,
+        agent: Author,
+        priority: Priority,
+        commands: Vec<Command>,
     },
     Append {
         ticket_id: i64,
@@ -175,6 +217,10 @@ pub enum Decision {
         /// The ticket's status before and after, when it changes.
         status_change: Option<(Status, Status)>,
         participants: Vec<String>,
+        /// An agent's internal note: agents only.
+        internal: bool,
+        /// An agent's commands, all of which parsed.
+        commands: Vec<Command>,
     },
     /// Automatic mail on its ticket: kept there, changes nothing (but a
     /// bounce flags the addresses our mail could not reach).
@@ -185,6 +231,19 @@ pub enum Decision {
         /// The notification a proven delivery report is about.
         bounce_outbox_id: Option<i64>,
     },
+}
+
+/// A hold code's reason with what an agent's commands got wrong.
+fn rejected_commands(parsed: &Parsed) -> String {
+    let lines: Vec<String> = parsed
+        .errors
+        .iter()
+        .map(|e| format!("`{}`: {}", e.line, e.reason))
+        .collect();
+    format!(
+        "the commands did not all parse, so nothing was applied: {}",
+        lines.join("; ")
+    )
 }
 
 fn hold(code: HoldCode, reason: impl Into<String>) -> Decision {
@@ -328,6 +387,8 @@ pub fn decide(ctx: &Context<'_>) -> Decision {
                 author,
                 status_change,
                 participants: participants(ctx, candidate.organization_id),
+                internal: false,
+                commands: Vec::new(),
             };
         }
         return create(ctx, author, sender_org, Some(candidate.ticket_id));
@@ -368,29 +429,92 @@ fn create(
         organization_id,
         follows_up,
         participants: participants(ctx, organization_id),
+        priority: ctx.priority.unwrap_or(Priority::Normal),
+        commands: Vec::new(),
     }
 }
 
 fn decide_for_agent(ctx: &Context<'_>, agent: &Agent) -> Decision {
+    let check = ctx.agent_check.cloned().unwrap_or(AgentCheck {
+        trusted: false,
+        reason: "not checked".into(),
+    });
+    if !check.trusted && !ctx.operator_approved {
+        return hold(
+            HoldCode::AgentUnverified,
+            format!(
+                "from agent {}, but nothing proves the agent sent it ({}); release it if they did",
+                agent.email, check.reason
+            ),
+        );
+    }
+    if !ctx.commands.errors.is_empty() {
+        return hold(HoldCode::CommandsRejected, rejected_commands(ctx.commands));
+    }
     let author = Author::Agent {
         id: agent.id,
         email: agent.email.clone(),
     };
+    let internal = ctx.to_comment_address || ctx.commands.is_note();
     match ctx.candidates.first() {
-        Some(c) => Decision::Append {
-            ticket_id: c.ticket_id,
-            author,
-            // An agent's public answer waits for the customer.
-            status_change: matches!(c.status, Status::New | Status::Open)
-                .then_some((c.status, Status::Pending)),
-            participants: participants(ctx, c.organization_id),
+        Some(c) => {
+            let wanted = match (ctx.commands.status(), internal) {
+                (Some(status), _) => Some(status),
+                (None, true) => None,
+                // An agent's public answer waits for the customer.
+                (None, false) => {
+                    matches!(c.status, Status::New | Status::Open).then_some(Status::Pending)
+                }
+            };
+            Decision::Append {
+                ticket_id: c.ticket_id,
+                author,
+                status_change: wanted.filter(|s| *s != c.status).map(|s| (c.status, s)),
+                participants: participants(ctx, c.organization_id),
+                internal,
+                commands: ctx.commands.commands.clone(),
+            }
+        }
+        None => match (ctx.forwarded, ctx.forwarded_sender, ctx.forwarded_mail) {
+            (Some(_), Some(customer), ForwardedMail::OriginalSender) => {
+                let customer_author = match customer {
+                    Sender::Contact { contact, .. } => Author::Contact {
+                        id: contact.id,
+                        email: contact.email.clone(),
+                    },
+                    Sender::Unknown {
+                        address,
+                        name,
+                        organization,
+                    } => Author::NewContact {
+                        email: address.clone(),
+                        name: name.clone(),
+                        organization_id: organization.as_ref().map(|o| o.id),
+                    },
+                    // An agent forwarding an agent's mail: the agent's own ticket.
+                    _ => return create_by_agent(ctx, author),
+                };
+                Decision::CreateForwarded {
+                    customer: customer_author,
+                    organization_id: customer.organization().map(|o| o.id),
+                    agent: author,
+                    priority: ctx.priority.unwrap_or(Priority::Normal),
+                    commands: ctx.commands.commands.clone(),
+                }
+            }
+            _ => create_by_agent(ctx, author),
         },
-        None => Decision::Create {
-            author,
-            organization_id: None,
-            follows_up: None,
-            participants: participants(ctx, None),
-        },
+    }
+}
+
+fn create_by_agent(ctx: &Context<'_>, author: Author) -> Decision {
+    Decision::Create {
+        author,
+        organization_id: None,
+        follows_up: None,
+        participants: participants(ctx, None),
+        priority: ctx.priority.unwrap_or(Priority::Normal),
+        commands: ctx.commands.commands.clone(),
     }
 }
 
@@ -488,6 +612,7 @@ mod tests {
             organization_id: Some(1),
             organization_shares_tickets: false,
             sender_is_participant: participant,
+            merged_into: None,
         }
     }
 
@@ -502,6 +627,13 @@ mod tests {
         size: usize,
         bounce_of: Option<BouncedMail>,
         parse_failure: Option<String>,
+        agent_check: Option<AgentCheck>,
+        commands: Parsed,
+        to_comment_address: bool,
+        forwarded: Option<Forwarded>,
+        forwarded_sender: Option<Sender>,
+        forwarded_mail: ForwardedMail,
+        priority: Option<Priority>,
     }
 
     impl Case {
@@ -517,6 +649,16 @@ mod tests {
                 size: 100,
                 bounce_of: None,
                 parse_failure: None,
+                agent_check: Some(AgentCheck {
+                    trusted: true,
+                    reason: "dmarc=pass".into(),
+                }),
+                commands: Parsed::default(),
+                to_comment_address: false,
+                forwarded: None,
+                forwarded_sender: None,
+                forwarded_mail: ForwardedMail::OriginalSender,
+                priority: None,
             }
         }
 
@@ -536,6 +678,13 @@ mod tests {
                 operator_approved: self.approved,
                 bounce_of: self.bounce_of.as_ref(),
                 parse_failure: self.parse_failure.as_deref(),
+                agent_check: self.agent_check.as_ref(),
+                commands: &self.commands,
+                to_comment_address: self.to_comment_address,
+                forwarded: self.forwarded.as_ref(),
+                forwarded_sender: self.forwarded_sender.as_ref(),
+                forwarded_mail: self.forwarded_mail,
+                priority: self.priority,
             })
         }
     }
@@ -779,16 +928,149 @@ mod tests {
         );
     }
 
-    #[test]
-    fn agents_append_to_any_ticket_and_set_it_pending() {
-        let agent = Sender::Agent(Agent {
+    fn agent() -> Sender {
+        Sender::Agent(Agent {
             id: 3,
             email: "agent@example.com".into(),
             name: None,
             active: true,
             is_admin: false,
+        })
+    }
+
+    #[test]
+    fn an_unproven_agent_mail_is_held_and_a_release_applies_it() {
+        let mut case = Case::new(agent());
+        case.candidates = vec![candidate(7, Status::Open, false)];
+        case.agent_check = Some(AgentCheck {
+            trusted: false,
+            reason: "our mail server found dmarc=fail".into(),
         });
-        let mut case = Case::new(agent);
+        match case.decide() {
+            Decision::Hold { code, reason, .. } => {
+                assert_eq!(code, HoldCode::AgentUnverified);
+                assert!(reason.contains("dmarc=fail"), "{reason}");
+            }
+            other => panic!("{other:?}"),
+        }
+        case.agent_check = None;
+        assert_eq!(hold_code(&case.decide()), Some(HoldCode::AgentUnverified));
+        case.approved = true;
+        assert!(matches!(
+            case.decide(),
+            Decision::Append {
+                ticket_id: 7,
+                internal: false,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn an_agents_commands_decide_status_and_notes_and_a_bad_one_applies_nothing() {
+        let mut case = Case::new(agent());
+        case.candidates = vec![candidate(7, Status::Open, false)];
+        case.commands = super::super::commands::parse("#status solved\n#priority high\nDone.");
+        match case.decide() {
+            Decision::Append {
+                status_change,
+                internal,
+                commands,
+                ..
+            } => {
+                assert_eq!(status_change, Some((Status::Open, Status::Solved)));
+                assert!(!internal);
+                assert_eq!(commands.len(), 2);
+            }
+            other => panic!("{other:?}"),
+        }
+        case.commands = super::super::commands::parse("#note\nCall them back.");
+        assert!(matches!(
+            case.decide(),
+            Decision::Append {
+                internal: true,
+                status_change: None,
+                ..
+            }
+        ));
+        case.commands = super::super::commands::parse("Thanks.");
+        case.to_comment_address = true;
+        assert!(matches!(
+            case.decide(),
+            Decision::Append { internal: true, .. }
+        ));
+        case.commands = super::super::commands::parse("#status done\n#priority high\nDone.");
+        match case.decide() {
+            Decision::Hold { code, reason, .. } => {
+                assert_eq!(code, HoldCode::CommandsRejected);
+                assert!(reason.contains("#status done"), "{reason}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_forward_opens_the_ticket_for_the_original_sender() {
+        let mut case = Case::new(agent());
+        case.forwarded = Some(Forwarded {
+            sender: crate::mail::Mailbox {
+                address: "jane@customer.example".into(),
+                name: None,
+            },
+            subject: Some("Printer".into()),
+            text: "It is broken.".into(),
+            note: "Jane called about this.".into(),
+            attachments: vec![],
+        });
+        case.forwarded_sender = Some(active("jane@customer.example"));
+        match case.decide() {
+            Decision::CreateForwarded {
+                customer,
+                organization_id,
+                agent,
+                ..
+            } => {
+                assert_eq!(
+                    customer,
+                    Author::Contact {
+                        id: 10,
+                        email: "jane@customer.example".into()
+                    }
+                );
+                assert_eq!(organization_id, Some(1));
+                assert!(matches!(agent, Author::Agent { id: 3, .. }));
+            }
+            other => panic!("{other:?}"),
+        }
+        case.forwarded_mail = ForwardedMail::Agent;
+        assert!(matches!(
+            case.decide(),
+            Decision::Create {
+                author: Author::Agent { .. },
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn a_customers_client_priority_is_kept() {
+        let mut case = Case::new(active("jane@customer.example"));
+        case.priority = Some(Priority::High);
+        assert!(matches!(
+            case.decide(),
+            Decision::Create {
+                priority: Priority::High,
+                ..
+            }
+        ));
+        // A customer's `#status` line is text, never a command.
+        case.commands = Parsed::default();
+        assert!(matches!(case.decide(), Decision::Create { commands, .. } if commands.is_empty()));
+    }
+
+    #[test]
+    fn agents_append_to_any_ticket_and_set_it_pending() {
+        let mut case = Case::new(agent());
         case.candidates = vec![candidate(7, Status::Open, false)];
         assert!(matches!(
             case.decide(),

@@ -10,7 +10,16 @@ pub async fn sender(conn: &mut Conn, mail: &InboundMail) -> Result<Sender, Store
     let Some(from) = &mail.from else {
         return Ok(Sender::Missing);
     };
-    let found = directory::identify(conn, &from.address, address::domain(&from.address)).await?;
+    by_address(conn, &from.address, from.name.as_deref()).await
+}
+
+/// The owner of `address` as an agent, a contact or an unknown address.
+pub async fn by_address(
+    conn: &mut Conn,
+    address: &str,
+    name: Option<&str>,
+) -> Result<Sender, StoreError> {
+    let found = directory::identify(conn, address, address::domain(address)).await?;
     Ok(match found {
         directory::Identity {
             agent: Some(agent), ..
@@ -24,8 +33,8 @@ pub async fn sender(conn: &mut Conn, mail: &InboundMail) -> Result<Sender, Store
             organization,
         },
         directory::Identity { organization, .. } => Sender::Unknown {
-            address: from.address.clone(),
-            name: from.name.clone(),
+            address: address.to_string(),
+            name: name.map(str::to_string),
             organization,
         },
     })

@@ -3,10 +3,13 @@
 
 pub mod apply;
 pub mod bounce;
+pub mod commands;
 pub mod decide;
 pub mod identify;
 pub mod route;
+pub mod service;
 pub mod thread;
+pub mod verify;
 pub mod worker;
 
 use std::sync::Arc;
@@ -27,8 +30,10 @@ use sqlx::pool::PoolConnection;
 
 use crate::notify::Notifier;
 use crate::store::durable::Durability;
-use crate::store::{Conn, Store, StoreError, checkpoint, now, secrets, tickets};
-use decide::{Candidate, Context, HoldCode, Sender};
+use crate::store::tickets::Priority;
+use crate::store::{Conn, Store, StoreError, checkpoint, directory, now, secrets, tickets};
+use decide::{AgentCheck, Candidate, Context, HoldCode, Sender};
+use service::TicketService;
 use thread::SubjectTag;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -88,6 +93,16 @@ pub enum IngestError {
     Stopped,
     #[error(transparent)]
     Templates(#[from] crate::notify::templates::TemplateError),
+}
+
+impl From<service::ServiceError> for IngestError {
+    fn from(e: service::ServiceError) -> Self {
+        match e {
+            service::ServiceError::Refused(reason) => IngestError::Invalid(reason),
+            service::ServiceError::Store(e) => IngestError::Store(e),
+            service::ServiceError::Files(e) => IngestError::Files(e),
+        }
+    }
 }
 
 impl IngestError {
@@ -250,6 +265,8 @@ pub struct Pipeline {
     bounce_key: Vec<u8>,
     /// Counts commits and written files for the sources' sync before acknowledging.
     durability: Durability,
+    /// Proves mail from an agent's address to be the agent's.
+    verifier: verify::Verifier,
     /// The connection this pipeline writes through. Keeping one (rather than
     /// taking any from the pool) keeps SQLite's page cache warm between
     /// messages; it is dropped after a transient error and opened anew.
@@ -283,6 +300,7 @@ impl Pipeline {
             raw_files: BlobStore::raw_messages(&settings.data.dir),
             bounce_key,
             durability,
+            verifier: verify::Verifier::new(&settings.agents),
             store,
             settings,
             queues,
@@ -487,6 +505,8 @@ impl Pipeline {
         forced: Option<&Queue>,
     ) -> Result<Report, IngestError> {
         let from = mail.from.as_ref().map(|f| f.address.as_str()).unwrap_or("");
+        // Before the transaction: a DKIM check asks the DNS.
+        let agent_check = self.agent_check(conn, mail, raw.bytes()).await?;
         let mut tx = self.store.begin_on(conn).await?;
         let fresh = self.record_raw(&mut tx, raw, mail, source).await?;
         if !fresh {
@@ -507,7 +527,9 @@ impl Pipeline {
                 Some("this message was received before".to_string()),
             ));
         }
-        let report = self.decide_and_apply(&mut tx, mail, None, forced).await?;
+        let report = self
+            .decide_and_apply(&mut tx, mail, agent_check.as_ref(), None, forced)
+            .await?;
         tx.commit().await.map_err(StoreError::from)?;
         self.durability.committed();
         Ok(report)
@@ -581,16 +603,17 @@ impl Pipeline {
             bounced: Vec::new(),
             bounce_outbox_id: None,
         };
+        let service = self.service();
         let input = apply::Input {
             mail,
             classification: Classification::Normal,
             queue,
             new_subject: &new_subject,
             released_from: None,
-            blobs: &self.blobs,
-            max_attachment_bytes: self.settings.limits.max_attachment_bytes,
-            notifier: &self.notifier,
-            now: now(),
+            agent_text: "",
+            forwarded: None,
+            rejected: &[],
+            service: &service,
         };
         let report = apply::apply(&mut tx, &decision, &input).await?;
         tx.commit().await.map_err(StoreError::from)?;
@@ -620,25 +643,60 @@ impl Pipeline {
         let mut mail = parse(raw.bytes());
         mail.sha256 = held.raw_sha256.clone();
         let held_queue = self.queues.iter().find(|q| Some(q.id) == held.queue_id);
+        let agent_check = self.agent_check(&mut tx, &mail, raw.bytes()).await?;
         let report = self
-            .decide_and_apply(&mut tx, &mail, Some(held_id), held_queue)
+            .decide_and_apply(
+                &mut tx,
+                &mail,
+                agent_check.as_ref(),
+                Some(held_id),
+                held_queue,
+            )
             .await?;
         tx.commit().await.map_err(StoreError::from)?;
         self.durability.committed();
         Ok(report)
     }
 
+    /// The ticket service for a change made now.
+    pub fn service(&self) -> TicketService<'_> {
+        TicketService {
+            notifier: &self.notifier,
+            blobs: &self.blobs,
+            max_attachment_bytes: self.settings.limits.max_attachment_bytes,
+            now: now(),
+        }
+    }
+
+    /// For mail from an active agent's address: whether it proves to be the agent's.
+    async fn agent_check(
+        &self,
+        conn: &mut Conn,
+        mail: &InboundMail,
+        raw: &[u8],
+    ) -> Result<Option<AgentCheck>, StoreError> {
+        let Some(from) = &mail.from else {
+            return Ok(None);
+        };
+        match directory::agent_by_email(conn, &from.address).await? {
+            Some(agent) if agent.active => Ok(Some(self.verifier.check(mail, raw).await)),
+            _ => Ok(None),
+        }
+    }
+
     async fn decide_and_apply(
         &self,
         conn: &mut Conn,
         mail: &InboundMail,
+        agent_check: Option<&AgentCheck>,
         released_from: Option<i64>,
         forced: Option<&Queue>,
     ) -> Result<Report, IngestError> {
         let classification = classify(mail, &self.own_addresses);
-        let queue = match forced {
-            Some(queue) => queue,
-            None => route::pick_queue(mail, &self.queues, &self.queues[self.default_queue]),
+        let comment_queue = route::comment_queue(mail, &self.queues, &self.settings.queues);
+        let queue = match (forced, comment_queue) {
+            (Some(queue), _) | (None, Some(queue)) => queue,
+            (None, None) => route::pick_queue(mail, &self.queues, &self.queues[self.default_queue]),
         };
         let sender = identify::sender(conn, mail).await?;
         let candidates = self.candidates(conn, mail, &sender).await?;
@@ -654,6 +712,40 @@ impl Pipeline {
         } else {
             None
         };
+        let is_agent = matches!(sender, Sender::Agent(_));
+        // Commands and forwards are an agent's only; for anyone else a `#`
+        // line is text.
+        let mut parsed = if is_agent {
+            commands::parse(&mail.visible_text)
+        } else {
+            commands::Parsed::default()
+        };
+        if is_agent && parsed.errors.is_empty() {
+            let ticket = candidates.first().map(|c| c.ticket_id);
+            parsed.errors =
+                service::check_commands(conn, ticket, &parsed.commands, &parsed.lines).await?;
+        }
+        let forwarded = if is_agent && candidates.is_empty() {
+            crate::mail::forward::forwarded(mail)
+        } else {
+            None
+        };
+        let forwarded_sender = match &forwarded {
+            Some(f) => {
+                Some(identify::by_address(conn, &f.sender.address, f.sender.name.as_deref()).await?)
+            }
+            None => None,
+        };
+        // The agent's words above a forward are the note; commands were read from them.
+        let agent_text = match &forwarded {
+            Some(f) => commands::parse(&f.note).text,
+            None => parsed.text.clone(),
+        };
+        let priority = mail.signals.priority.as_deref().and_then(|p| match p {
+            "high" => Some(Priority::High),
+            "low" => Some(Priority::Low),
+            _ => None,
+        });
         let decision = decide::decide(&Context {
             classification,
             size: mail.size,
@@ -668,19 +760,27 @@ impl Pipeline {
             operator_approved: released_from.is_some(),
             bounce_of: bounce_of.as_ref(),
             parse_failure: mail.parse_failure.as_deref(),
+            agent_check,
+            commands: &parsed,
+            to_comment_address: comment_queue.is_some(),
+            forwarded: forwarded.as_ref(),
+            forwarded_sender: forwarded_sender.as_ref(),
+            forwarded_mail: self.settings.agents.forwarded_mail,
+            priority,
         });
         tracing::debug!(?decision, "decided");
         let new_subject = self.tag.clean_subject(mail.subject.as_deref());
+        let service = self.service();
         let input = apply::Input {
             mail,
             classification,
             queue,
             new_subject: &new_subject,
             released_from,
-            blobs: &self.blobs,
-            max_attachment_bytes: self.settings.limits.max_attachment_bytes,
-            notifier: &self.notifier,
-            now: now(),
+            agent_text: &agent_text,
+            forwarded: forwarded.as_ref(),
+            rejected: &parsed.errors,
+            service: &service,
         };
         apply::apply(conn, &decision, &input).await
     }
@@ -696,19 +796,34 @@ impl Pipeline {
         let mut candidates: Vec<Candidate> = Vec::new();
         for id in thread::referenced_ids(mail) {
             if let Some(found) = tickets::thread_by_message_id(conn, id, who).await?
+                && let Some(found) = survivor(conn, found, who).await?
                 && !candidates.iter().any(|c| c.ticket_id == found.ticket_id)
             {
                 candidates.push(found);
             }
         }
         if let Some(tagged) = mail.subject.as_deref().and_then(|s| self.tag.ticket_id(s))
-            && !candidates.iter().any(|c| c.ticket_id == tagged)
             && let Some(found) = tickets::thread_by_ticket_id(conn, tagged, who).await?
+            && let Some(found) = survivor(conn, found, who).await?
+            && !candidates.iter().any(|c| c.ticket_id == found.ticket_id)
         {
             candidates.push(found);
         }
         Ok(candidates)
     }
+}
+
+/// The ticket that holds `found`'s thread now: itself, or the one it was merged into.
+async fn survivor(
+    conn: &mut Conn,
+    found: Candidate,
+    who: &str,
+) -> Result<Option<Candidate>, StoreError> {
+    if found.merged_into.is_none() {
+        return Ok(Some(found));
+    }
+    let id = tickets::survivor(conn, found.ticket_id).await?;
+    tickets::thread_by_ticket_id(conn, id, who).await
 }
 
 /// Keeps the connection for the next message, unless it may be broken: after

@@ -1,19 +1,41 @@
 //! Route: the address a message was sent to picks its queue.
 
+use crate::config::QueueSettings;
 use crate::mail::InboundMail;
 use crate::store::queues::Queue;
+
+/// The queue whose comment address (`[[queues]] comment_addresses`) the
+/// message was sent to, if any: an agent's mail there is an internal note.
+pub fn comment_queue<'q>(
+    mail: &InboundMail,
+    queues: &'q [Queue],
+    configured: &[QueueSettings],
+) -> Option<&'q Queue> {
+    let configured = recipients(mail).find_map(|recipient| {
+        let base = without_detail(recipient);
+        configured.iter().find(|q| {
+            q.comment_addresses
+                .iter()
+                .any(|a| a == recipient || *a == base)
+        })
+    })?;
+    queues.iter().find(|q| q.name == configured.name)
+}
+
+/// Envelope recipients, then To, then Cc.
+fn recipients(mail: &InboundMail) -> impl Iterator<Item = &str> {
+    mail.delivered_to
+        .iter()
+        .map(String::as_str)
+        .chain(mail.to.iter().map(|m| m.address.as_str()))
+        .chain(mail.cc.iter().map(|m| m.address.as_str()))
+}
 
 /// The queue whose address received the message: envelope recipients first
 /// (Delivered-To, X-Original-To), then To, then Cc; else the default queue.
 /// A plus-address (`support+anything@…`) routes as its base address.
 pub fn pick_queue<'q>(mail: &InboundMail, queues: &'q [Queue], default: &'q Queue) -> &'q Queue {
-    let recipients = mail
-        .delivered_to
-        .iter()
-        .map(String::as_str)
-        .chain(mail.to.iter().map(|m| m.address.as_str()))
-        .chain(mail.cc.iter().map(|m| m.address.as_str()));
-    for recipient in recipients {
+    for recipient in recipients(mail) {
         let base = without_detail(recipient);
         if let Some(queue) = queues
             .iter()

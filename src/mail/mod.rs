@@ -1,7 +1,9 @@
 //! Pure mail handling: parsing, addresses, HTML, visible-reply extraction and classification. No I/O.
 
 pub mod address;
+pub mod auth;
 pub mod classify;
+pub mod forward;
 pub mod html;
 pub mod params;
 pub mod parse;

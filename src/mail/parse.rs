@@ -19,7 +19,7 @@ pub struct Mailbox {
 }
 
 /// One attachment (or inline part) with its decoded content.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Attachment {
     pub filename: Option<String>,
     pub content_type: String,
@@ -53,6 +53,11 @@ pub struct Signals {
     pub return_path: Option<String>,
     /// What a delivery report inside the message says (empty for other mail).
     pub delivery_report: DeliveryReport,
+    /// `Authentication-Results` header values, topmost first.
+    pub authentication_results: Vec<String>,
+    /// The priority the sender's client set (`X-Priority`, `Importance`,
+    /// `Priority`): `high` or `low`; `None` for normal or none.
+    pub priority: Option<String>,
 }
 
 /// Addresses read from one header (To, Cc…); the rest are not acted on.
@@ -64,7 +69,7 @@ pub const MAX_IDS: usize = 100;
 pub const MAX_ATTACHMENTS: usize = 100;
 
 /// A parsed inbound message.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct InboundMail {
     pub from: Option<Mailbox>,
     pub sender: Option<Mailbox>,
@@ -334,6 +339,12 @@ fn signals(message: &Message<'_>) -> Signals {
             "x-ticketd-loop" => s.loop_header = value,
             "x-failed-recipients" => s.failed_recipients = value,
             "return-path" => s.return_path = value,
+            "authentication-results" if s.authentication_results.len() < 20 => {
+                s.authentication_results.extend(value)
+            }
+            "x-priority" | "importance" | "priority" if s.priority.is_none() => {
+                s.priority = value.as_deref().and_then(client_priority)
+            }
             _ => {}
         }
     }
@@ -350,6 +361,21 @@ fn signals(message: &Message<'_>) -> Signals {
         );
     }
     s
+}
+
+/// `X-Priority: 1 (Highest)`, `Importance: high`, `Priority: urgent` → `high`;
+/// their low forms → `low`; normal or unknown → `None`.
+fn client_priority(value: &str) -> Option<String> {
+    let value = value.trim().to_ascii_lowercase();
+    let word = value
+        .split(|c: char| c.is_whitespace() || c == '(')
+        .next()
+        .unwrap_or("");
+    match word {
+        "1" | "2" | "high" | "urgent" => Some("high".into()),
+        "4" | "5" | "low" | "non-urgent" => Some("low".into()),
+        _ => None,
+    }
 }
 
 /// Text parts joined; HTML parts (used when a message has no text) rendered to text.
@@ -722,6 +748,22 @@ mod tests {
         assert_eq!(from.name.as_deref(), Some("Test"));
         let spaced = parse(b"From: jane @ example.com\r\n\r\nbody\r\n");
         assert_eq!(spaced.from.expect("a sender").address, "jane@example.com");
+    }
+
+    #[test]
+    fn client_priority_and_authentication_headers_are_read() {
+        let m = parse(
+            b"Authentication-Results: mx.example.com; dmarc=pass header.from=example.com\r\n\
+              Authentication-Results: other.test; dmarc=fail\r\n\
+              X-Priority: 1 (Highest)\r\nFrom: a@example.com\r\n\r\nbody\r\n",
+        );
+        assert_eq!(m.signals.authentication_results.len(), 2);
+        assert!(m.signals.authentication_results[0].starts_with("mx.example.com"));
+        assert_eq!(m.signals.priority.as_deref(), Some("high"));
+        let low = parse(b"Importance: Low\r\nFrom: a@example.com\r\n\r\nbody\r\n");
+        assert_eq!(low.signals.priority.as_deref(), Some("low"));
+        let normal = parse(b"X-Priority: 3 (Normal)\r\nFrom: a@example.com\r\n\r\nx\r\n");
+        assert_eq!(normal.signals.priority, None);
     }
 
     #[test]

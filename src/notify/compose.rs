@@ -2,8 +2,9 @@
 //! that keep it in the customer's thread and keep auto-responders quiet.
 
 use lettre::Message;
+use lettre::message::header::ContentType;
 use lettre::message::header::{Header, HeaderName, HeaderValue};
-use lettre::message::{Mailbox, MultiPart};
+use lettre::message::{Attachment, Mailbox, MultiPart};
 
 use super::templates::Rendered;
 
@@ -48,6 +49,8 @@ pub struct Addressing<'a> {
     pub references: &'a [String],
     /// Automatic mail gets `Auto-Submitted: auto-replied` (RFC 3834).
     pub automatic: bool,
+    /// Files sent along (a customer's attachments to agents, an agent's to customers).
+    pub attachments: &'a [crate::mail::Attachment],
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -83,13 +86,36 @@ pub fn compose(a: &Addressing<'_>, rendered: &Rendered) -> Result<Vec<u8>, Compo
     }
     // lettre inserts a CR before each bare LF one insert at a time, which is
     // quadratic in the number of lines: hand it CRLF already, converted in one pass.
+    let body = MultiPart::alternative_plain_html(
+        crlf_line_endings(&rendered.text),
+        crlf_line_endings(&rendered.html),
+    );
+    let body = if a.attachments.is_empty() {
+        body
+    } else {
+        let mut mixed = MultiPart::mixed().multipart(body);
+        for file in a.attachments {
+            mixed = mixed.singlepart(attachment_part(file));
+        }
+        mixed
+    };
     let message = builder
-        .multipart(MultiPart::alternative_plain_html(
-            crlf_line_endings(&rendered.text),
-            crlf_line_endings(&rendered.html),
-        ))
+        .multipart(body)
         .map_err(|e| ComposeError(e.to_string()))?;
     Ok(message.formatted())
+}
+
+/// One attachment as a MIME part: an inline image keeps its Content-ID, so a
+/// client shows it where the HTML that refers to it would.
+fn attachment_part(file: &crate::mail::Attachment) -> lettre::message::SinglePart {
+    let content_type = ContentType::parse(&file.content_type)
+        .unwrap_or_else(|_| ContentType::parse("application/octet-stream").expect("valid type"));
+    let name = file.filename.clone().unwrap_or_else(|| "attachment".into());
+    let attachment = match (&file.content_id, file.inline) {
+        (Some(cid), true) => Attachment::new_inline_with_name(cid.clone(), name),
+        _ => Attachment::new(name),
+    };
+    attachment.body(file.content.clone(), content_type)
 }
 
 /// `text` with every line ending as CRLF.
@@ -137,6 +163,7 @@ mod tests {
                     "c2@customer.example".to_string(),
                 ],
                 automatic: true,
+                attachments: &[],
             },
             &rendered,
         )

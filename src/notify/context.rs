@@ -10,6 +10,8 @@ pub struct TicketView {
     pub queue: String,
     /// `[Support #12]`
     pub tag: String,
+    /// low, normal, high or urgent.
+    pub priority: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -28,6 +30,8 @@ pub struct MessageView {
     pub text: String,
     /// True when `text` is cut short: the rest is on the ticket.
     pub truncated: bool,
+    /// Files of the message not sent along (over `notify.max_attachment_bytes_to_agents`).
+    pub attachments_omitted: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -46,6 +50,10 @@ pub struct HeldView {
     /// locked, inactive, role_not_permitted, unknown_sender or rejected.
     pub code: String,
     pub subject: String,
+    /// For `commands_rejected`: each command line that failed, and why.
+    pub problems: Vec<String>,
+    /// For `commands_rejected`: the commands there are.
+    pub allowed: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -82,6 +90,7 @@ pub fn sample(status: &str, held: &str) -> Context {
             status: status.into(),
             queue: "support".into(),
             tag: "[Support #42]".into(),
+            priority: "normal".into(),
         },
         recipient: jane.clone(),
         requester: jane,
@@ -94,6 +103,7 @@ pub fn sample(status: &str, held: &str) -> Context {
             subject: "Printer on floor 3 shows E42".into(),
             text: "The printer shows error E42 since this morning.\nCould you help?".into(),
             truncated: false,
+            attachments_omitted: Vec::new(),
         },
         status: StatusView {
             old: "open".into(),
@@ -102,6 +112,8 @@ pub fn sample(status: &str, held: &str) -> Context {
         held: HeldView {
             code: held.into(),
             subject: "Printer on floor 3 shows E42".into(),
+            problems: vec!["`#status done`: unknown status `done`".into()],
+            allowed: "#status open|pending|on-hold|solved|closed".into(),
         },
         support: SupportView {
             name: "Example Support".into(),

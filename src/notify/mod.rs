@@ -3,6 +3,7 @@
 
 pub mod compose;
 pub mod context;
+pub mod recipients;
 pub mod reminders;
 pub mod templates;
 
@@ -13,7 +14,7 @@ use tracing::{error, warn};
 use crate::config::Settings;
 use crate::ingest::thread::SubjectTag;
 use crate::mail::{InboundMail, address};
-use crate::store::directory::{self, Agent, Contact};
+use crate::store::directory::{self, Contact};
 use crate::store::outbox::{self, NewOutbox};
 use crate::store::queues::Queue;
 use crate::store::tickets::{self, Status, Ticket};
@@ -21,6 +22,7 @@ use crate::store::{Conn, StoreError, now};
 use context::{
     Context, HeldView, MessageView, OrganizationView, Person, StatusView, SupportView, TicketView,
 };
+use recipients::{Event, Participant, Side};
 use templates::{TemplateError, Templates};
 
 /// The notice codes a held message's sender is told about; others (automatic
@@ -41,13 +43,34 @@ pub struct Notifier {
     own_addresses: Vec<String>,
 }
 
-/// Who on the customer side a notification is for (see `Notifier::customer_side`).
+/// Who wrote a message added to a ticket, which decides who hears of it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Audience {
-    /// An acknowledgement of what may be a stranger's message.
-    Acknowledgement,
-    /// Everyone on the ticket's customer side.
-    Everyone,
+pub enum Written {
+    /// A customer: the ticket's agents are told.
+    ByCustomer,
+    /// An agent in public: the customer side gets the agent's words.
+    ByAgent,
+    /// An agent's internal note: the other agents only.
+    InternalNote,
+}
+
+/// The message a notification is about: the mail (for threading, its author
+/// and its files) and the text shown of it.
+#[derive(Clone, Copy)]
+pub struct Trigger<'a> {
+    pub mail: &'a InboundMail,
+    /// What recipients see of it: the visible text, without an agent's commands.
+    pub text: &'a str,
+}
+
+impl<'a> Trigger<'a> {
+    /// The mail with its visible text shown.
+    pub fn of(mail: &'a InboundMail) -> Trigger<'a> {
+        Trigger {
+            mail,
+            text: &mail.visible_text,
+        }
+    }
 }
 
 /// One mail to send: who gets it, in which language, and whether it is automatic.
@@ -56,6 +79,23 @@ struct Delivery {
     recipient: Person,
     language: String,
     automatic: bool,
+    /// The display name of From, when not the queue's (`"Jane Doe via Support"`).
+    from_name: Option<String>,
+    /// Files sent along.
+    attachments: Vec<crate::mail::Attachment>,
+}
+
+impl Delivery {
+    fn new(event: &'static str, recipient: Person, language: String, automatic: bool) -> Self {
+        Delivery {
+            event,
+            recipient,
+            language,
+            automatic,
+            from_name: None,
+            attachments: Vec::new(),
+        }
+    }
 }
 
 impl Notifier {
@@ -74,90 +114,43 @@ impl Notifier {
         &self.templates
     }
 
-    /// A new ticket: the acknowledgement to the customer side, and agents are told.
+    /// A new ticket: a customer's is acknowledged to the customer side; the
+    /// queue's agents are told, with the customer's files.
     pub async fn ticket_created(
         &self,
         conn: &mut Conn,
         ticket_id: i64,
-        trigger: &InboundMail,
+        trigger: Trigger<'_>,
         by_agent: bool,
     ) -> Result<(), StoreError> {
-        let Some(facts) = self.facts(conn, ticket_id).await? else {
-            return Ok(());
+        let event = if by_agent {
+            Event::CreatedByAgent
+        } else {
+            Event::Created
         };
-        let message = message_view(trigger, self.settings.notify.max_quoted_chars);
-        if !by_agent {
-            let acknowledged = self
-                .customer_side(conn, &facts, Audience::Acknowledgement)
-                .await?;
-            for (recipient, language) in acknowledged {
-                let delivery = Delivery {
-                    event: "ticket_received",
-                    recipient,
-                    language,
-                    automatic: true,
-                };
-                self.send(conn, &facts, delivery, Some(trigger), &message, None, None)
-                    .await?;
-            }
-        }
-        let agents = self.agents_to_tell(conn, trigger).await?;
-        self.tell_agents(conn, &facts, agents, "agent_new_ticket", trigger, &message)
+        self.notify(conn, ticket_id, event, Some(trigger), None)
             .await
     }
 
-    /// A message added to a ticket: an agent's answer goes to the customer side;
-    /// a customer's reply goes to the agents.
+    /// A message added to a ticket, told as [`recipients`] decides for who wrote it.
     pub async fn message_added(
         &self,
         conn: &mut Conn,
         ticket_id: i64,
-        trigger: &InboundMail,
-        by_agent: bool,
+        trigger: Trigger<'_>,
+        written: Written,
     ) -> Result<(), StoreError> {
-        // A customer's reply goes to the agents only: with none to tell, there is nothing to look up.
-        let agents = if by_agent {
-            Vec::new()
-        } else {
-            let agents = self.agents_to_tell(conn, trigger).await?;
-            if agents.is_empty() {
-                return Ok(());
-            }
-            agents
+        let event = match written {
+            Written::ByCustomer => Event::CustomerReply,
+            Written::ByAgent => Event::AgentReply,
+            Written::InternalNote => Event::InternalNote,
         };
-        let Some(facts) = self.facts(conn, ticket_id).await? else {
-            return Ok(());
-        };
-        let message = message_view(trigger, self.settings.notify.max_quoted_chars);
-        if by_agent {
-            for (recipient, language) in
-                self.customer_side(conn, &facts, Audience::Everyone).await?
-            {
-                // Written by a person: not automatic, not rate-limited.
-                let delivery = Delivery {
-                    event: "agent_reply",
-                    recipient,
-                    language,
-                    automatic: false,
-                };
-                self.send(conn, &facts, delivery, Some(trigger), &message, None, None)
-                    .await?;
-            }
-            Ok(())
-        } else {
-            self.tell_agents(
-                conn,
-                &facts,
-                agents,
-                "agent_customer_reply",
-                trigger,
-                &message,
-            )
+        self.notify(conn, ticket_id, event, Some(trigger), None)
             .await
-        }
     }
 
-    /// A status set by an operator or agent: the customer side hears of pending, solved and closed.
+    /// A status set by an operator or agent: the customer side hears of
+    /// pending, solved and closed. `author` (the agent who set it) is not told.
     pub async fn status_changed(
         &self,
         conn: &mut Conn,
@@ -168,44 +161,224 @@ impl Notifier {
         if !matches!(new, Status::Pending | Status::Solved | Status::Closed) || old == new {
             return Ok(());
         }
-        let Some(facts) = self.facts(conn, ticket_id).await? else {
-            return Ok(());
-        };
         let status = StatusView {
             old: old.as_str().into(),
             new: new.as_str().into(),
         };
-        let message = empty_message(&facts.ticket.subject);
-        for (recipient, language) in self.customer_side(conn, &facts, Audience::Everyone).await? {
-            let delivery = Delivery {
-                event: "status_changed",
-                recipient,
-                language,
-                automatic: true,
+        self.notify(conn, ticket_id, Event::StatusChanged, None, Some(&status))
+            .await
+    }
+
+    /// A reminder for a ticket awaiting the customer.
+    pub async fn reminder(&self, conn: &mut Conn, ticket_id: i64) -> Result<(), StoreError> {
+        self.notify(conn, ticket_id, Event::Reminder, None, None)
+            .await
+    }
+
+    /// Enqueues the mails of one event on a ticket, to whom [`recipients`] says.
+    async fn notify(
+        &self,
+        conn: &mut Conn,
+        ticket_id: i64,
+        event: Event,
+        trigger: Option<Trigger<'_>>,
+        status: Option<&StatusView>,
+    ) -> Result<(), StoreError> {
+        let Some(facts) = self.facts(conn, ticket_id).await? else {
+            return Ok(());
+        };
+        let author = trigger.and_then(|t| t.mail.from.as_ref().map(|f| f.address.as_str()));
+        let addressees = self.addressees(conn, &facts, event, author).await?;
+        if addressees.is_empty() {
+            return Ok(());
+        }
+        let max_quoted = self.settings.notify.max_quoted_chars;
+        let mut message = match trigger {
+            Some(t) => message_view(t.mail, t.text, max_quoted),
+            None => empty_message(&facts.ticket.subject),
+        };
+        let agent_files = match trigger {
+            Some(t) => self.files_for_agents(t.mail, &mut message),
+            None => Vec::new(),
+        };
+        let customer_event = match event {
+            Event::Created => Some("ticket_received"),
+            Event::AgentReply => Some("agent_reply"),
+            Event::StatusChanged => Some("status_changed"),
+            Event::Reminder => Some("reminder"),
+            Event::CreatedByAgent | Event::CustomerReply | Event::InternalNote => None,
+        };
+        let agent_event = match event {
+            Event::Created | Event::CreatedByAgent => Some("agent_new_ticket"),
+            Event::CustomerReply => Some("agent_customer_reply"),
+            Event::InternalNote => Some("agent_note"),
+            Event::AgentReply | Event::StatusChanged | Event::Reminder => None,
+        };
+        let mail = trigger.map(|t| t.mail);
+        for addressee in addressees {
+            let delivery = match addressee.side {
+                Side::Customer => {
+                    let Some(name) = customer_event else { continue };
+                    let (person, language) =
+                        self.customer(conn, &facts, &addressee.address).await?;
+                    let mut delivery = Delivery::new(name, person, language, addressee.automatic);
+                    if event == Event::AgentReply {
+                        delivery.attachments =
+                            mail.map(|m| m.attachments.clone()).unwrap_or_default();
+                    }
+                    delivery
+                }
+                Side::Agent => {
+                    let Some(name) = agent_event else { continue };
+                    let agent = directory::agent_by_email(conn, &addressee.address).await?;
+                    let person = Person {
+                        address: addressee.address.clone(),
+                        name: agent.and_then(|a| a.name),
+                    };
+                    let language = self.settings.notify.default_language.clone();
+                    let mut delivery = Delivery::new(name, person, language, true);
+                    delivery.from_name = Some(format!(
+                        "{} via {}",
+                        message
+                            .author_name
+                            .as_deref()
+                            .unwrap_or(&message.author_address),
+                        self.support(&facts.queue).name
+                    ));
+                    delivery.attachments = agent_files.clone();
+                    delivery
+                }
             };
-            self.send(conn, &facts, delivery, None, &message, Some(&status), None)
+            self.send(conn, &facts, delivery, mail, &message, status, None)
                 .await?;
         }
         Ok(())
     }
 
-    /// A reminder for a ticket awaiting the customer.
-    pub async fn reminder(&self, conn: &mut Conn, ticket_id: i64) -> Result<(), StoreError> {
-        let Some(facts) = self.facts(conn, ticket_id).await? else {
-            return Ok(());
-        };
-        let message = empty_message(&facts.ticket.subject);
-        for (recipient, language) in self.customer_side(conn, &facts, Audience::Everyone).await? {
-            let delivery = Delivery {
-                event: "reminder",
-                recipient,
-                language,
-                automatic: true,
-            };
-            self.send(conn, &facts, delivery, None, &message, None, None)
-                .await?;
+    /// The customer's files that go to agents, up to
+    /// `notify.max_attachment_bytes_to_agents` in all; the names of the rest
+    /// are listed in `message`.
+    fn files_for_agents(
+        &self,
+        mail: &InboundMail,
+        message: &mut MessageView,
+    ) -> Vec<crate::mail::Attachment> {
+        let mut budget = self.settings.notify.max_attachment_bytes_to_agents;
+        let mut sent = Vec::new();
+        for file in &mail.attachments {
+            let size = file.content.len() as u64;
+            if size <= budget {
+                budget -= size;
+                sent.push(file.clone());
+            } else {
+                message.attachments_omitted.push(
+                    file.filename
+                        .clone()
+                        .unwrap_or_else(|| file.content_type.clone()),
+                );
+            }
         }
-        Ok(())
+        sent
+    }
+
+    /// Who gets mail about `event`, loaded and decided by [`recipients`].
+    async fn addressees(
+        &self,
+        conn: &mut Conn,
+        facts: &Facts,
+        event: Event,
+        author: Option<&str>,
+    ) -> Result<Vec<recipients::Addressee>, StoreError> {
+        let Some(ticket_id) = facts.ticket_id else {
+            return Ok(Vec::new());
+        };
+        let participants: Vec<Participant> = tickets::participant_facts(conn, ticket_id)
+            .await?
+            .into_iter()
+            .filter(|p| p.email != facts.requester.address)
+            .map(|p| Participant {
+                address: p.email,
+                known_contact: p.known_contact,
+            })
+            .collect();
+        let organization_notify = match facts.organization_id {
+            Some(org) => directory::organization_notify_addresses(conn, org).await?,
+            None => Vec::new(),
+        };
+        let agents = directory::list_agents(conn).await?;
+        let all_agents: Vec<String> = agents.iter().map(|a| a.email.clone()).collect();
+        let active = |email: &str| agents.iter().any(|a| a.email == email && a.active);
+        let queue_agents: Vec<String> = if self.settings.notify.notify_agents {
+            match self
+                .settings
+                .queues
+                .iter()
+                .find(|q| q.name == facts.queue.name)
+                .and_then(|q| q.agents.as_ref())
+            {
+                Some(listed) => listed.iter().filter(|a| active(a)).cloned().collect(),
+                None => agents
+                    .iter()
+                    .filter(|a| a.active)
+                    .map(|a| a.email.clone())
+                    .collect(),
+            }
+        } else {
+            Vec::new()
+        };
+        let assignee = facts
+            .assignee
+            .as_deref()
+            .filter(|a| active(a) && self.settings.notify.notify_agents);
+        let flag_lifetime = i64::try_from(self.settings.notify.bounce_flag_days)
+            .unwrap_or(i64::MAX / 86_400)
+            .saturating_mul(86_400);
+        let no_automatic: Vec<String> =
+            outbox::bounce_flags(conn, now().saturating_sub(flag_lifetime), None)
+                .await?
+                .into_iter()
+                .map(|f| f.address)
+                .collect();
+        Ok(recipients::recipients(
+            event,
+            &recipients::Facts {
+                requester: &facts.requester.address,
+                participants: &participants,
+                organization_notify: &organization_notify,
+                queue_agents: &queue_agents,
+                assignee,
+                author,
+                own_addresses: &self.own_addresses,
+                all_agents: &all_agents,
+                no_automatic: &no_automatic,
+                max_automatic: self.settings.notify.max_auto_per_message,
+            },
+        ))
+    }
+
+    /// A customer-side recipient with their name and language.
+    async fn customer(
+        &self,
+        conn: &mut Conn,
+        facts: &Facts,
+        address: &str,
+    ) -> Result<(Person, String), StoreError> {
+        let found = directory::identify(conn, address, address::domain(address)).await?;
+        let org_language = found.organization.as_ref().and_then(|o| o.language.clone());
+        let language = self.language(
+            found.contact.as_ref(),
+            org_language
+                .as_deref()
+                .or(facts.organization_language.as_deref()),
+        );
+        let name = found.contact.and_then(|c| c.name);
+        Ok((
+            Person {
+                address: address.to_string(),
+                name,
+            },
+            language,
+        ))
     }
 
     /// Tells the sender of a held message why and what to do, for the codes that merit it.
@@ -220,6 +393,47 @@ impl Notifier {
         if !NOTICE_HOLD_CODES.contains(&code) {
             return Ok(());
         }
+        let held = HeldView {
+            code: code.into(),
+            subject: String::new(),
+            problems: Vec::new(),
+            allowed: String::new(),
+        };
+        self.notice_to_sender(conn, held_id, trigger, queue, "message_held", held)
+            .await
+    }
+
+    /// Answers an agent whose commands did not all parse: each bad line and
+    /// what is allowed; nothing of the mail was applied.
+    pub async fn commands_rejected(
+        &self,
+        conn: &mut Conn,
+        held_id: i64,
+        trigger: &InboundMail,
+        queue: &Queue,
+        problems: Vec<String>,
+        allowed: &str,
+    ) -> Result<(), StoreError> {
+        let held = HeldView {
+            code: "commands_rejected".into(),
+            subject: String::new(),
+            problems,
+            allowed: allowed.into(),
+        };
+        self.notice_to_sender(conn, held_id, trigger, queue, "commands_rejected", held)
+            .await
+    }
+
+    /// A notice about a held message to its sender.
+    async fn notice_to_sender(
+        &self,
+        conn: &mut Conn,
+        held_id: i64,
+        trigger: &InboundMail,
+        queue: &Queue,
+        event: &'static str,
+        mut held: HeldView,
+    ) -> Result<(), StoreError> {
         let Some(from) = &trigger.from else {
             return Ok(());
         };
@@ -246,6 +460,7 @@ impl Notifier {
                 status: String::new(),
                 queue: queue.name.clone(),
                 tag: String::new(),
+                priority: String::new(),
             },
             ticket_id: None,
             held_id: Some(held_id),
@@ -254,25 +469,28 @@ impl Notifier {
             organization: None,
             organization_language: org_language,
             organization_id: None,
+            assignee: None,
             queue: queue.clone(),
-            thread: trigger.message_id.iter().cloned().collect(),
+            // The sender's thread, so that an answer to this notice finds its ticket.
+            thread: trigger
+                .references
+                .iter()
+                .chain(trigger.message_id.iter())
+                .cloned()
+                .collect(),
         };
-        let held = HeldView {
-            code: code.into(),
-            subject,
-        };
-        let delivery = Delivery {
-            event: "message_held",
-            recipient: person,
-            language,
-            automatic: true,
-        };
+        held.subject = subject;
+        let delivery = Delivery::new(event, person, language, true);
         self.send(
             conn,
             &facts,
             delivery,
             Some(trigger),
-            &message_view(trigger, self.settings.notify.max_quoted_chars),
+            &message_view(
+                trigger,
+                &trigger.visible_text,
+                self.settings.notify.max_quoted_chars,
+            ),
             None,
             Some(&held),
         )
@@ -314,6 +532,7 @@ impl Notifier {
             ),
             text: shorten(text, max_quoted),
             truncated: text.chars().nth(max_quoted).is_some(),
+            attachments_omitted: Vec::new(),
         };
         let ctx = Context {
             ticket: facts.ticket.clone(),
@@ -328,110 +547,12 @@ impl Notifier {
             held: HeldView {
                 code: "locked".into(),
                 subject: facts.ticket.subject.clone(),
+                problems: Vec::new(),
+                allowed: String::new(),
             },
             support: self.support(&facts.queue),
         };
         Ok(self.templates.render(event, &language, &ctx)?)
-    }
-
-    /// The active agents to tell of `trigger`: not its author, none of our own
-    /// addresses; nobody when agent notifications are off.
-    async fn agents_to_tell(
-        &self,
-        conn: &mut Conn,
-        trigger: &InboundMail,
-    ) -> Result<Vec<Agent>, StoreError> {
-        if !self.settings.notify.notify_agents {
-            return Ok(Vec::new());
-        }
-        let author = trigger.from.as_ref().map(|f| f.address.as_str());
-        let mut agents = directory::list_agents(conn).await?;
-        agents.retain(|agent| {
-            agent.active && Some(agent.email.as_str()) != author && !self.is_own(&agent.email)
-        });
-        Ok(agents)
-    }
-
-    async fn tell_agents(
-        &self,
-        conn: &mut Conn,
-        facts: &Facts,
-        agents: Vec<Agent>,
-        event: &'static str,
-        trigger: &InboundMail,
-        message: &MessageView,
-    ) -> Result<(), StoreError> {
-        for agent in agents {
-            let delivery = Delivery {
-                event,
-                recipient: Person {
-                    address: agent.email.clone(),
-                    name: agent.name.clone(),
-                },
-                language: self.settings.notify.default_language.clone(),
-                automatic: true,
-            };
-            self.send(conn, facts, delivery, Some(trigger), message, None, None)
-                .await?;
-        }
-        Ok(())
-    }
-
-    /// The requester, the organization's notification addresses and the
-    /// participants — nobody else, never one of ours, never an agent — each
-    /// with a language. For an [`Audience::Acknowledgement`] only participants
-    /// who are known contacts, and at most `notify.max_auto_per_message` in all.
-    async fn customer_side(
-        &self,
-        conn: &mut Conn,
-        facts: &Facts,
-        audience: Audience,
-    ) -> Result<Vec<(Person, String)>, StoreError> {
-        let mut addresses: Vec<(String, bool)> = vec![(facts.requester.address.clone(), false)];
-        if let Some(org) = facts.organization_id {
-            let listed = directory::organization_notify_addresses(conn, org).await?;
-            addresses.extend(listed.into_iter().map(|a| (a, false)));
-        }
-        if let Some(ticket_id) = facts.ticket_id {
-            let participants = tickets::participants(conn, ticket_id).await?;
-            addresses.extend(participants.into_iter().map(|a| (a, true)));
-        }
-        let limit = match audience {
-            Audience::Acknowledgement => self.settings.notify.max_auto_per_message,
-            Audience::Everyone => usize::MAX,
-        };
-        let mut out: Vec<(Person, String)> = Vec::new();
-        for (address, participant) in addresses {
-            if out.len() >= limit {
-                warn!(
-                    ticket = facts.ticket_id,
-                    limit,
-                    "acknowledgement not sent to further addresses: notify.max_auto_per_message"
-                );
-                break;
-            }
-            if self.is_own(&address) || out.iter().any(|(p, _)| p.address == address) {
-                continue;
-            }
-            let found = directory::identify(conn, &address, address::domain(&address)).await?;
-            if found.agent.is_some() {
-                continue;
-            }
-            if participant && audience == Audience::Acknowledgement && found.contact.is_none() {
-                // Copied by whoever wrote: not acknowledged to an address nobody registered.
-                continue;
-            }
-            let org_language = found.organization.as_ref().and_then(|o| o.language.clone());
-            let language = self.language(
-                found.contact.as_ref(),
-                org_language
-                    .as_deref()
-                    .or(facts.organization_language.as_deref()),
-            );
-            let name = found.contact.and_then(|c| c.name);
-            out.push((Person { address, name }, language));
-        }
-        Ok(out)
     }
 
     /// The contact's language, else the organization's, else the default.
@@ -440,10 +561,6 @@ impl Notifier {
         self.templates
             .pick_language(&wanted, &self.settings.notify.default_language)
             .to_string()
-    }
-
-    fn is_own(&self, address: &str) -> bool {
-        self.own_addresses.iter().any(|a| a == address)
     }
 
     fn support(&self, queue: &Queue) -> SupportView {
@@ -511,6 +628,8 @@ impl Notifier {
             held: held.cloned().unwrap_or(HeldView {
                 code: String::new(),
                 subject: String::new(),
+                problems: Vec::new(),
+                allowed: String::new(),
             }),
             support: self.support(&facts.queue),
         };
@@ -529,7 +648,7 @@ impl Notifier {
         let (in_reply_to, references) = threading(&facts.thread, trigger);
         let bytes = compose::compose(
             &compose::Addressing {
-                from_name: &ctx.support.name,
+                from_name: delivery.from_name.as_deref().unwrap_or(&ctx.support.name),
                 from_address: from,
                 to_name: delivery.recipient.name.as_deref(),
                 to_address: to,
@@ -537,6 +656,7 @@ impl Notifier {
                 in_reply_to: in_reply_to.as_deref(),
                 references: &references,
                 automatic: delivery.automatic,
+                attachments: &delivery.attachments,
             },
             &rendered,
         );
@@ -648,6 +768,7 @@ impl Notifier {
             }),
             organization_language: organization.as_ref().and_then(|o| o.language.clone()),
             organization_id: ticket.organization_id,
+            assignee: ticket.assignee.clone(),
             queue,
             thread,
         }))
@@ -660,6 +781,7 @@ impl Notifier {
             status: t.status.as_str().into(),
             queue: t.queue.clone(),
             tag: self.tag.format(t.id),
+            priority: t.priority.as_str().into(),
         }
     }
 }
@@ -684,6 +806,8 @@ struct Facts {
     organization: Option<OrganizationView>,
     organization_language: Option<String>,
     organization_id: Option<i64>,
+    /// The assigned agent's address.
+    assignee: Option<String>,
     queue: Queue,
     /// Message-IDs of the customer's messages, oldest first.
     thread: Vec<String>,
@@ -702,8 +826,8 @@ fn shorten(text: &str, max: usize) -> String {
 
 /// What a notification shows of `mail`: at most `max_quoted` characters of its
 /// visible text (`truncated` says the rest is on the ticket) and a short subject.
-fn message_view(mail: &InboundMail, max_quoted: usize) -> MessageView {
-    let truncated = mail.visible_text.chars().nth(max_quoted).is_some();
+fn message_view(mail: &InboundMail, text: &str, max_quoted: usize) -> MessageView {
+    let truncated = text.chars().nth(max_quoted).is_some();
     MessageView {
         author_address: mail
             .from
@@ -716,11 +840,12 @@ fn message_view(mail: &InboundMail, max_quoted: usize) -> MessageView {
             MAX_SUBJECT_CHARS,
         ),
         text: if truncated {
-            shorten(&mail.visible_text, max_quoted)
+            shorten(text, max_quoted)
         } else {
-            mail.visible_text.clone()
+            text.to_string()
         },
         truncated,
+        attachments_omitted: Vec::new(),
     }
 }
 
@@ -731,6 +856,7 @@ fn empty_message(subject: &str) -> MessageView {
         subject: subject.into(),
         text: String::new(),
         truncated: false,
+        attachments_omitted: Vec::new(),
     }
 }
 

@@ -9,7 +9,7 @@ use minijinja::{AutoEscape, Environment, UndefinedBehavior, Value};
 use serde::Serialize;
 
 /// The events that send mail, one template pair (`.txt.j2`, `.html.j2`) each.
-pub const EVENTS: [&str; 7] = [
+pub const EVENTS: [&str; 9] = [
     "ticket_received",
     "agent_reply",
     "status_changed",
@@ -17,6 +17,8 @@ pub const EVENTS: [&str; 7] = [
     "reminder",
     "agent_new_ticket",
     "agent_customer_reply",
+    "agent_note",
+    "commands_rejected",
 ];
 
 /// The languages ticketd ships templates for.
@@ -32,6 +34,8 @@ macro_rules! shipped {
             shipped!(@one $lang, "reminder"),
             shipped!(@one $lang, "agent_new_ticket"),
             shipped!(@one $lang, "agent_customer_reply"),
+            shipped!(@one $lang, "agent_note"),
+            shipped!(@one $lang, "commands_rejected"),
         )*]
     };
     (@one $lang:literal, $event:literal) => {

@@ -100,7 +100,7 @@ impl SmtpTransport {
         }
         self.host_name
             .get_or_init(|| async {
-                tokio::task::spawn_blocking(fully_qualified_host_name)
+                tokio::task::spawn_blocking(crate::host::fully_qualified_name)
                     .await
                     .ok()
                     .flatten()
@@ -453,24 +453,6 @@ async fn transact(
             Err(Failure::Smtp(e, stage))
         }
     }
-}
-
-/// This host's fully qualified name (`gethostname`, then its canonical name
-/// from the resolver), or `None` when it has no dotted name.
-fn fully_qualified_host_name() -> Option<String> {
-    let short = nix::unistd::gethostname().ok()?.into_string().ok()?;
-    if short.contains('.') {
-        return Some(short);
-    }
-    let hints = dns_lookup::AddrInfoHints {
-        flags: libc::AI_CANONNAME,
-        ..dns_lookup::AddrInfoHints::default()
-    };
-    dns_lookup::getaddrinfo(Some(&short), None, Some(hints))
-        .ok()?
-        .filter_map(Result::ok)
-        .filter_map(|info| info.canonname)
-        .find(|name| name.contains('.') && !name.starts_with("localhost"))
 }
 
 /// The server's own words when there are some ("550 5.1.1 No such user").

@@ -64,6 +64,53 @@ fn parse_status(s: &str) -> Status {
     s.parse().unwrap_or(Status::Open)
 }
 
+/// How urgent a ticket is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Priority {
+    Low,
+    Normal,
+    High,
+    Urgent,
+}
+
+impl Priority {
+    pub const ALL: [Priority; 4] = [
+        Priority::Low,
+        Priority::Normal,
+        Priority::High,
+        Priority::Urgent,
+    ];
+
+    /// The name stored and shown.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Priority::Low => "low",
+            Priority::Normal => "normal",
+            Priority::High => "high",
+            Priority::Urgent => "urgent",
+        }
+    }
+}
+
+impl std::str::FromStr for Priority {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let wanted = s.trim().to_ascii_lowercase();
+        Priority::ALL
+            .into_iter()
+            .find(|p| p.as_str() == wanted)
+            .ok_or_else(|| format!("unknown priority `{s}` (expected low, normal, high or urgent)"))
+    }
+}
+
+impl std::fmt::Display for Priority {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A ticket with the names of what it points at.
 #[derive(Debug, Clone, Serialize)]
 pub struct Ticket {
@@ -78,6 +125,12 @@ pub struct Ticket {
     pub queue_id: i64,
     pub queue: String,
     pub follows_up: Option<i64>,
+    pub priority: Priority,
+    pub assignee_id: Option<i64>,
+    /// The assigned agent's address.
+    pub assignee: Option<String>,
+    /// The ticket this one was merged into.
+    pub merged_into: Option<i64>,
     pub message_count: i64,
     #[serde(serialize_with = "super::serialize_time")]
     pub created_at: i64,
@@ -88,10 +141,12 @@ pub struct Ticket {
 const TICKET_SELECT: &str =
     "SELECT t.id, t.status, t.subject, t.requester_email, t.requester_contact_id,
         t.organization_id, o.name, COALESCE(o.shares_tickets, 0), t.queue_id, q.name, t.follows_up,
-        (SELECT COUNT(*) FROM messages m WHERE m.ticket_id = t.id), t.created_at, t.updated_at
+        (SELECT COUNT(*) FROM messages m WHERE m.ticket_id = t.id), t.created_at, t.updated_at,
+        t.priority, t.assignee_id, a.email, t.merged_into
     FROM tickets t
     JOIN queues q ON q.id = t.queue_id
-    LEFT JOIN organizations o ON o.id = t.organization_id";
+    LEFT JOIN organizations o ON o.id = t.organization_id
+    LEFT JOIN agents a ON a.id = t.assignee_id";
 
 fn ticket_from_row(r: &sqlx::any::AnyRow) -> Ticket {
     Ticket {
@@ -109,6 +164,10 @@ fn ticket_from_row(r: &sqlx::any::AnyRow) -> Ticket {
         message_count: r.get(11),
         created_at: r.get(12),
         updated_at: r.get(13),
+        priority: r.get::<String, _>(14).parse().unwrap_or(Priority::Normal),
+        assignee_id: r.get(15),
+        assignee: r.get(16),
+        merged_into: r.get(17),
     }
 }
 
@@ -122,19 +181,28 @@ pub async fn get(conn: &mut Conn, id: i64) -> Result<Option<Ticket>, StoreError>
     Ok(row.as_ref().map(ticket_from_row))
 }
 
-/// Tickets, newest first, optionally of one status and one organization.
-pub async fn list(
-    conn: &mut Conn,
-    status: Option<Status>,
-    organization_id: Option<i64>,
-) -> Result<Vec<Ticket>, StoreError> {
+/// Which tickets [`list`] returns; `None` is any.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    pub status: Option<Status>,
+    pub organization_id: Option<i64>,
+    pub assignee_id: Option<i64>,
+    pub priority: Option<Priority>,
+}
+
+/// Tickets, newest first, as `filter` says.
+pub async fn list(conn: &mut Conn, filter: &Filter) -> Result<Vec<Ticket>, StoreError> {
     let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
         "{TICKET_SELECT} WHERE ($1 IS NULL OR t.status = $1)
             AND ($2 IS NULL OR t.organization_id = $2)
+            AND ($3 IS NULL OR t.assignee_id = $3)
+            AND ($4 IS NULL OR t.priority = $4)
          ORDER BY t.id DESC"
     )))
-    .bind(status.map(Status::as_str))
-    .bind(organization_id)
+    .bind(filter.status.map(Status::as_str))
+    .bind(filter.organization_id)
+    .bind(filter.assignee_id)
+    .bind(filter.priority.map(Priority::as_str))
     .fetch_all(&mut *conn)
     .await?;
     Ok(rows.iter().map(ticket_from_row).collect())
@@ -148,13 +216,14 @@ pub struct NewTicket<'a> {
     pub requester_contact_id: Option<i64>,
     pub subject: &'a str,
     pub follows_up: Option<i64>,
+    pub priority: Priority,
 }
 
 pub async fn create(conn: &mut Conn, t: &NewTicket<'_>, now: i64) -> Result<i64, StoreError> {
     let row = sqlx::query(
         "INSERT INTO tickets (queue_id, organization_id, requester_email, requester_contact_id,
-                              subject, status, follows_up, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, 'new', $6, $7, $7) RETURNING id",
+                              subject, status, follows_up, priority, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, 'new', $6, $8, $7, $7) RETURNING id",
     )
     .bind(t.queue_id)
     .bind(t.organization_id)
@@ -163,6 +232,7 @@ pub async fn create(conn: &mut Conn, t: &NewTicket<'_>, now: i64) -> Result<i64,
     .bind(t.subject)
     .bind(t.follows_up)
     .bind(now)
+    .bind(t.priority.as_str())
     .fetch_one(&mut *conn)
     .await?;
     Ok(row.get(0))
@@ -183,6 +253,89 @@ pub async fn set_status(
     Ok(())
 }
 
+/// Sets the priority.
+pub async fn set_priority(
+    conn: &mut Conn,
+    id: i64,
+    priority: Priority,
+    now: i64,
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE tickets SET priority = $1, updated_at = $2 WHERE id = $3")
+        .bind(priority.as_str())
+        .bind(now)
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// Assigns the ticket to an agent, or to nobody.
+pub async fn set_assignee(
+    conn: &mut Conn,
+    id: i64,
+    agent_id: Option<i64>,
+    now: i64,
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE tickets SET assignee_id = $1, updated_at = $2 WHERE id = $3")
+        .bind(agent_id)
+        .bind(now)
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// Moves the messages and participants of ticket `from` to `into` and closes
+/// `from` with a link to `into`.
+pub async fn merge(conn: &mut Conn, from: i64, into: i64, now: i64) -> Result<(), StoreError> {
+    sqlx::query("UPDATE messages SET ticket_id = $1 WHERE ticket_id = $2")
+        .bind(into)
+        .bind(from)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query(
+        "INSERT INTO participants (ticket_id, email, kind)
+         SELECT $1, email, 'cc' FROM participants WHERE ticket_id = $2
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(into)
+    .bind(from)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query("DELETE FROM participants WHERE ticket_id = $1")
+        .bind(from)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query(
+        "UPDATE tickets SET merged_into = $1, status = 'closed', updated_at = $2 WHERE id = $3",
+    )
+    .bind(into)
+    .bind(now)
+    .bind(from)
+    .execute(&mut *conn)
+    .await?;
+    touch(conn, into, now).await
+}
+
+/// The ticket that holds `id` now: itself, or the one it was merged into
+/// (followed through later merges).
+pub async fn survivor(conn: &mut Conn, id: i64) -> Result<i64, StoreError> {
+    let mut current = id;
+    // A merge never points back; the bound only guards against a damaged store.
+    for _ in 0..32 {
+        let next: Option<Option<i64>> =
+            sqlx::query_scalar("SELECT merged_into FROM tickets WHERE id = $1")
+                .bind(current)
+                .fetch_optional(&mut *conn)
+                .await?;
+        match next.flatten() {
+            Some(into) if into != current => current = into,
+            _ => break,
+        }
+    }
+    Ok(current)
+}
+
 pub async fn touch(conn: &mut Conn, id: i64, now: i64) -> Result<(), StoreError> {
     sqlx::query("UPDATE tickets SET updated_at = $1 WHERE id = $2")
         .bind(now)
@@ -201,6 +354,8 @@ pub struct ThreadFacts {
     pub organization_shares_tickets: bool,
     /// Whether the sender is a participant of the ticket.
     pub sender_is_participant: bool,
+    /// The ticket it was merged into, if it was.
+    pub merged_into: Option<i64>,
 }
 
 fn thread_facts(r: &sqlx::any::AnyRow) -> ThreadFacts {
@@ -210,6 +365,7 @@ fn thread_facts(r: &sqlx::any::AnyRow) -> ThreadFacts {
         organization_id: r.get(2),
         organization_shares_tickets: r.get::<i64, _>(3) != 0,
         sender_is_participant: r.get::<i64, _>(4) != 0,
+        merged_into: r.get(5),
     }
 }
 
@@ -222,7 +378,8 @@ pub async fn thread_by_message_id(
 ) -> Result<Option<ThreadFacts>, StoreError> {
     let row = sqlx::query(
         "SELECT t.id, t.status, t.organization_id, COALESCE(o.shares_tickets, 0),
-                (SELECT COUNT(*) FROM participants p WHERE p.ticket_id = t.id AND p.email = $2)
+                (SELECT COUNT(*) FROM participants p WHERE p.ticket_id = t.id AND p.email = $2),
+                t.merged_into
          FROM tickets t
          LEFT JOIN organizations o ON o.id = t.organization_id
          WHERE t.id = COALESCE(
@@ -244,7 +401,8 @@ pub async fn thread_by_ticket_id(
 ) -> Result<Option<ThreadFacts>, StoreError> {
     let row = sqlx::query(
         "SELECT t.id, t.status, t.organization_id, COALESCE(o.shares_tickets, 0),
-                (SELECT COUNT(*) FROM participants p WHERE p.ticket_id = t.id AND p.email = $2)
+                (SELECT COUNT(*) FROM participants p WHERE p.ticket_id = t.id AND p.email = $2),
+                t.merged_into
          FROM tickets t
          LEFT JOIN organizations o ON o.id = t.organization_id
          WHERE t.id = $1",
@@ -316,6 +474,52 @@ pub async fn add_participant(
     .execute(&mut *conn)
     .await?;
     Ok(done.rows_affected() > 0)
+}
+
+/// Removes a copied participant. Returns false when the address was none (or
+/// is the requester, who stays).
+pub async fn remove_participant(
+    conn: &mut Conn,
+    ticket_id: i64,
+    email: &str,
+) -> Result<bool, StoreError> {
+    let done =
+        sqlx::query("DELETE FROM participants WHERE ticket_id = $1 AND email = $2 AND kind = 'cc'")
+            .bind(ticket_id)
+            .bind(email)
+            .execute(&mut *conn)
+            .await?;
+    Ok(done.rows_affected() > 0)
+}
+
+/// A participant and whether it is a registered contact.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParticipantFacts {
+    pub email: String,
+    pub known_contact: bool,
+}
+
+/// The participants of a ticket with whether each is a known contact.
+pub async fn participant_facts(
+    conn: &mut Conn,
+    ticket_id: i64,
+) -> Result<Vec<ParticipantFacts>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT p.email, COUNT(c.id) FROM participants p
+         LEFT JOIN contacts c ON c.email = p.email
+         WHERE p.ticket_id = $1 GROUP BY p.email, p.kind ORDER BY p.kind DESC, p.email",
+    )
+    .bind(ticket_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(ParticipantFacts {
+                email: r.try_get(0)?,
+                known_contact: r.try_get::<i64, _>(1)? > 0,
+            })
+        })
+        .collect()
 }
 
 pub async fn participants(conn: &mut Conn, ticket_id: i64) -> Result<Vec<String>, StoreError> {

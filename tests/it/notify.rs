@@ -585,6 +585,7 @@ fn an_agents_mailed_answer_reaches_the_customer_as_a_person_wrote_it() {
             "Re: [Support #1] Printer",
             "a1@example.com",
         )
+        .verified()
         .body("Please switch it off and on again.\n\nOn Mon, Jane wrote:\n> Printer\n"),
     );
     let received = smtp.wait_for(4, Duration::from_secs(15));
@@ -917,6 +918,7 @@ fn copied_strangers_are_not_acknowledged_and_long_text_is_quoted_in_part() {
             "a1@example.com",
         )
         .in_reply_to("m1@acme.example")
+        .verified()
         .body("Please restart it."),
     );
     wait_until(Duration::from_secs(15), "the answer to Dave", || {

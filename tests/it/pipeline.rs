@@ -608,7 +608,16 @@ fn agent_reply_appends_and_sets_pending(backend: Backend) {
         &format!("Re: [Support #{id}] Printer"),
         "x1@example.com",
     );
-    let report = env.ingest(&reply.bytes());
+    // Nothing proves the agent wrote it: held, and the ticket unchanged.
+    let forged = env.ingest(&reply.bytes());
+    assert_eq!(outcome(&forged), "held", "{forged}");
+    assert_eq!(env.ticket(id)["status"], "new");
+    let report = env.ingest(
+        &reply
+            .header("Message-ID", "<x2@example.com>")
+            .verified()
+            .bytes(),
+    );
     assert_eq!(outcome(&report), "appended", "{report}");
     let ticket = env.ticket(id);
     assert_eq!(ticket["status"], "pending");
