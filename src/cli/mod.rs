@@ -327,6 +327,9 @@ fn config_check(settings: &Settings, file: Option<&Path>) -> ExitCode {
         None => println!("# configuration: embedded defaults (no file given)"),
     }
     print!("{}", settings.to_masked_toml());
+    for warning in settings.warnings() {
+        eprintln!("ticketd: warning: {warning}");
+    }
     let languages: Vec<&str> = templates.languages().collect();
     eprintln!(
         "ticketd: configuration is valid; templates compiled ({})",

@@ -5,6 +5,8 @@ use std::process::ExitCode;
 
 use clap::Args;
 use serde::Serialize;
+use ticketd::ingest::verify::Verifier;
+use ticketd::mail::auth::Verdict;
 use ticketd::mail::{self, Classification, Mailbox};
 
 #[derive(Debug, Args)]
@@ -38,6 +40,8 @@ struct ParseView<'a> {
     html: Option<&'a str>,
     attachments: Vec<AttachmentView<'a>>,
     classification: Classification,
+    /// What proves the From address, as `[agents] trust` checks an agent's mail.
+    authentication: Verdict,
     /// Why the MIME structure could not be read (the message would be held).
     #[serde(skip_serializing_if = "Option::is_none")]
     parse_failure: Option<&'a str>,
@@ -64,6 +68,17 @@ pub fn run(args: ParseArgs, config_file: Option<&std::path::Path>) -> ExitCode {
     };
     let parsed = mail::parse(&raw);
     let classification = mail::classify::classify(&parsed, &settings.own_addresses());
+    let verifier = Verifier::new(&settings.agents);
+    let authentication = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt.block_on(verifier.verdict(&parsed, &raw)),
+        Err(e) => {
+            eprintln!("ticketd parse: cannot start the async runtime: {e}");
+            return ExitCode::from(super::exit::SOFTWARE);
+        }
+    };
     let view = ParseView {
         from: parsed.from.as_ref(),
         to: &parsed.to,
@@ -86,6 +101,7 @@ pub fn run(args: ParseArgs, config_file: Option<&std::path::Path>) -> ExitCode {
             })
             .collect(),
         classification,
+        authentication,
         parse_failure: parsed.parse_failure.as_deref(),
     };
     if args.json {
@@ -122,6 +138,15 @@ fn print_summary(v: &ParseView<'_>) {
         println!("In-Reply-To:    {irt}");
     }
     println!("Classification: {}", v.classification.as_str());
+    println!(
+        "Sender proven:  {} ({})",
+        if v.authentication.trusted {
+            "yes"
+        } else {
+            "no"
+        },
+        v.authentication.reason
+    );
     if let Some(failure) = v.parse_failure {
         println!("Not readable:   {failure}");
     }

@@ -456,11 +456,14 @@ fn decide_for_agent(ctx: &Context<'_>, agent: &Agent) -> Decision {
         email: agent.email.clone(),
     };
     let internal = ctx.to_comment_address || ctx.commands.is_note();
+    let commands_only = !ctx.commands.commands.is_empty() && ctx.commands.text.trim().is_empty();
     match ctx.candidates.first() {
         Some(c) => {
             let wanted = match (ctx.commands.status(), internal) {
                 (Some(status), _) => Some(status),
                 (None, true) => None,
+                // Commands alone say nothing to the customer: nothing to wait for.
+                (None, false) if commands_only => None,
                 // An agent's public answer waits for the customer.
                 (None, false) => {
                     matches!(c.status, Status::New | Status::Open).then_some(Status::Pending)

@@ -720,10 +720,11 @@ impl Pipeline {
         } else {
             commands::Parsed::default()
         };
-        if is_agent && parsed.errors.is_empty() {
+        if is_agent {
             let ticket = candidates.first().map(|c| c.ticket_id);
-            parsed.errors =
+            let unusable =
                 service::check_commands(conn, ticket, &parsed.commands, &parsed.lines).await?;
+            parsed.errors.extend(unusable);
         }
         let forwarded = if is_agent && candidates.is_empty() {
             crate::mail::forward::forwarded(mail)
@@ -737,10 +738,10 @@ impl Pipeline {
             None => None,
         };
         // The agent's words above a forward are the note; commands were read from them.
-        let agent_text = match &forwarded {
+        let agent_text = crate::mail::reply::without_signoff(&match &forwarded {
             Some(f) => commands::parse(&f.note).text,
             None => parsed.text.clone(),
-        };
+        });
         let priority = mail.signals.priority.as_deref().and_then(|p| match p {
             "high" => Some(Priority::High),
             "low" => Some(Priority::Low),

@@ -413,6 +413,36 @@ fn trim_tail(lines: &mut Vec<&str>) {
     }
 }
 
+/// A valediction alone on its line: "Kind regards,", "Thanks!", "Cordialement".
+static VALEDICTION: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r"(?i)^((kind|best|warm|warmest|many|with)\s+(regards|wishes|thanks)|regards|best|cheers|thanks|thank you|many thanks|all the best|cordialement|bien (à|a) vous|bien cordialement|salutations|saludos|un saludo|atentamente|mit freundlichen gr(ü|ue)(ß|ss)en|viele gr(ü|ue)(ß|ss)e|beste gr(ü|ue)(ß|ss)e|med vänliga hälsningar|vänliga hälsningar|hälsningar|mvh|よろしくお願いします|よろしくお願いいたします|以上、?よろしくお願いいたします)\s*[,.!。]?$",
+    )
+    .expect("valid regex")
+});
+
+/// The most lines a sign-off (a valediction and the name and title below it) has.
+const MAX_SIGNOFF_LINES: usize = 5;
+
+/// `text` without a closing sign-off: a valediction and at most a few short
+/// lines below it (name, title, company). For an agent's answer, whose name
+/// the notification signs anyway; a customer's words are kept as written.
+pub fn without_signoff(text: &str) -> String {
+    let lines: Vec<&str> = text.trim_end().lines().collect();
+    let start = lines.len().saturating_sub(MAX_SIGNOFF_LINES);
+    let cut = (start..lines.len()).find(|&i| {
+        VALEDICTION.is_match(lines[i].trim())
+            && lines[i + 1..]
+                .iter()
+                .all(|l| l.trim().chars().count() <= 60)
+            && lines[..i].iter().any(|l| !l.trim().is_empty())
+    });
+    match cut {
+        Some(i) => lines[..i].join("\n").trim_end().to_string(),
+        None => text.trim_end().to_string(),
+    }
+}
+
 /// A blank line or a line drawn with `-`, `_`, `=` or `*` only.
 fn is_separator(line: &str) -> bool {
     line.trim()
@@ -422,7 +452,27 @@ fn is_separator(line: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::{MAX_LINES_EXAMINED, visible_reply};
+    use super::{MAX_LINES_EXAMINED, visible_reply, without_signoff};
+
+    #[test]
+    fn a_signoff_is_taken_off_an_answer_but_words_are_kept() {
+        assert_eq!(
+            without_signoff("It is fixed.\n\nKind regards\nAlex Agent | Example Support\n"),
+            "It is fixed."
+        );
+        assert_eq!(without_signoff("Fixed.\n\nCordialement,\nAlex"), "Fixed.");
+        assert_eq!(
+            without_signoff("Thanks!"),
+            "Thanks!",
+            "nothing before it: it is the words"
+        );
+        assert_eq!(
+            without_signoff("Thanks for the logs.\nThe printer is fixed."),
+            "Thanks for the logs.\nThe printer is fixed."
+        );
+        let long = "Fixed.\n\nBest,\nAlex\nThis line is far too long to be part of anybody's signature block, so it is text.";
+        assert_eq!(without_signoff(long), long);
+    }
 
     #[test]
     fn a_hundred_thousand_answered_quotes_take_no_stack_and_few_lines() {

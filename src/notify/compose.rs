@@ -202,4 +202,55 @@ mod tests {
             "{raw}"
         );
     }
+
+    #[test]
+    fn attachments_and_inline_images_go_along() {
+        let rendered = Rendered {
+            subject: "[Support #7] Printer".into(),
+            text: "See the files.\n".into(),
+            html: "<p>See the files.</p>".into(),
+        };
+        let files = [
+            mail::Attachment {
+                filename: Some("log.pdf".into()),
+                content_type: "application/pdf".into(),
+                content: b"%PDF-1.4 test".to_vec(),
+                inline: false,
+                content_id: None,
+            },
+            mail::Attachment {
+                filename: Some("shot.png".into()),
+                content_type: "image/png".into(),
+                content: vec![0x89, b'P', b'N', b'G'],
+                inline: true,
+                content_id: Some("shot@acme.example".into()),
+            },
+        ];
+        let bytes = compose(
+            &Addressing {
+                from_name: "Jane Doe via Support",
+                from_address: "support@example.com",
+                to_name: None,
+                to_address: "alex@example.com",
+                message_id: "n2.7@example.com",
+                in_reply_to: None,
+                references: &[],
+                automatic: true,
+                attachments: &files,
+            },
+            &rendered,
+        )
+        .expect("compose");
+        let parsed = mail::parse(&bytes);
+        assert!(parsed.text.contains("See the files."));
+        assert_eq!(parsed.attachments.len(), 2, "{:?}", parsed.attachments);
+        assert_eq!(parsed.attachments[0].content, b"%PDF-1.4 test");
+        let image = &parsed.attachments[1];
+        assert_eq!(image.content_id.as_deref(), Some("shot@acme.example"));
+        assert_eq!(image.content, files[1].content);
+        assert_eq!(
+            parsed.from.and_then(|f| f.name).as_deref(),
+            Some("Jane Doe via Support")
+        );
+    }
 }

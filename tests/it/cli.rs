@@ -155,6 +155,10 @@ fn every_command_explains_itself() {
         vec!["parse", "--help"],
         vec!["ticket", "list", "--help"],
         vec!["ticket", "set-status", "--help"],
+        vec!["ticket", "assign", "--help"],
+        vec!["ticket", "set-priority", "--help"],
+        vec!["ticket", "note", "--help"],
+        vec!["ticket", "merge", "--help"],
         vec!["org", "add", "--help"],
         vec!["contact", "add", "--help"],
         vec!["agent", "add", "--help"],
@@ -256,4 +260,55 @@ fn output_to_a_closed_pipe_ends_quietly() {
     let out = child.wait_with_output().expect("wait for ticketd parse");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn parse_shows_what_proves_the_sender() {
+    let env = Env::new(Backend::Sqlite);
+    let file = env.path().join("agent.eml");
+    let parse = |msg: Msg| {
+        std::fs::write(&file, msg.bytes()).expect("write");
+        env.json(&["parse", "--json", file.to_str().expect("path")])["authentication"].clone()
+    };
+    let genuine = parse(Msg::new("alex@example.com", "Re: x", "a@example.com").verified());
+    assert_eq!(genuine["trusted"], true, "{genuine}");
+    assert_eq!(genuine["dmarc"], "pass");
+    assert_eq!(genuine["authserv_id"], "mx.test");
+    assert!(
+        genuine["dkim"]
+            .as_str()
+            .unwrap_or("")
+            .contains("example.com"),
+        "{genuine}"
+    );
+    let foreign = parse(
+        Msg::new("alex@example.com", "Re: x", "a@example.com").header(
+            "Authentication-Results",
+            "mx.elsewhere.example; dmarc=pass header.from=example.com",
+        ),
+    );
+    assert_eq!(foreign["trusted"], false, "{foreign}");
+    assert!(foreign["authserv_id"].is_null());
+    let failed = parse(
+        Msg::new("alex@example.com", "Re: x", "a@example.com").header(
+            "Authentication-Results",
+            "mx.test; dmarc=fail header.from=example.com",
+        ),
+    );
+    assert_eq!(failed["trusted"], false);
+    assert_eq!(failed["dmarc"], "fail");
+}
+
+#[test]
+fn config_check_warns_of_trusting_the_from_line() {
+    let env = Env::with_config(Backend::Sqlite, "[agents]\ntrust = \"sender\"\n");
+    let out = env.run(&["config", "check"]);
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("warning: agents.trust = \"sender\""),
+        "{stderr}"
+    );
+    let quiet = Env::new(Backend::Sqlite).run(&["config", "check"]);
+    assert!(!String::from_utf8_lossy(&quiet.stderr).contains("warning"));
 }

@@ -1,5 +1,6 @@
 //! Integration tests: the `ticketd` binary against real peers (a SQLite file, a PostgreSQL server).
 
+mod agents;
 mod cli;
 mod daemon;
 mod durability;

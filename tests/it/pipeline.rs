@@ -26,6 +26,8 @@ on_both_backends!(
     audit_log_records_creation_status_and_holds,
     agent_reply_appends_and_sets_pending,
     recipient_address_routes_to_its_queue,
+    operators_assign_prioritize_note_and_merge_through_the_same_service,
+    client_priority_headers_set_a_new_tickets_priority,
 );
 
 fn new_ticket_is_created_with_requester_organization_and_queue(backend: Backend) {
@@ -641,4 +643,149 @@ fn recipient_address_routes_to_its_queue(backend: Backend) {
         "support",
         "the default queue takes the rest"
     );
+}
+
+fn operators_assign_prioritize_note_and_merge_through_the_same_service(backend: Backend) {
+    let env = Env::new(backend).with_acme();
+    env.ok(&["agent", "add", "bea@example.com", "--name", "Bea Agent"]);
+    let first = ticket_of(&env.ingest(&Msg::new(JANE, "Printer", "o1@acme.example").bytes()));
+    let second =
+        ticket_of(&env.ingest(&Msg::new(JANE, "Printer again", "o2@acme.example").bytes()));
+    let (first_s, second_s) = (first.to_string(), second.to_string());
+
+    assert!(
+        env.ok(&["ticket", "assign", &first_s, "bea@example.com"])
+            .contains("assigned to bea@example.com")
+    );
+    assert!(
+        env.ok(&["ticket", "set-priority", &first_s, "urgent"])
+            .contains("normal → urgent")
+    );
+    let unknown = env.run(&["ticket", "assign", &first_s, "nobody@example.com"]);
+    assert!(!unknown.status.success());
+    assert!(
+        String::from_utf8_lossy(&unknown.stderr).contains("nobody@example.com is not an agent")
+    );
+    let bad = env.run(&["ticket", "set-priority", &first_s, "asap"]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("low, normal, high or urgent"));
+
+    let listed = env.json(&[
+        "ticket",
+        "list",
+        "--assignee",
+        "bea@example.com",
+        "--priority",
+        "urgent",
+        "--json",
+    ]);
+    let ids: Vec<i64> = listed
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter_map(|t| t["id"].as_i64())
+        .collect();
+    assert_eq!(ids, [first]);
+    assert_eq!(listed[0]["assignee"], "bea@example.com");
+    assert_eq!(listed[0]["priority"], "urgent");
+    let none = env.json(&["ticket", "list", "--priority", "low", "--json"]);
+    assert_eq!(none.as_array().map(Vec::len), Some(0));
+
+    let note = env.path().join("note.txt");
+    std::fs::write(&note, "Jane prefers a call.\n").expect("note");
+    env.ok(&[
+        "ticket",
+        "note",
+        &first_s,
+        "--from",
+        "alex@example.com",
+        note.to_str().expect("path"),
+    ]);
+    let refused = env.run(&[
+        "ticket",
+        "note",
+        &first_s,
+        "--from",
+        "jane@acme.example",
+        note.to_str().expect("path"),
+    ]);
+    assert!(!refused.status.success(), "only agents write notes");
+
+    env.ok(&["ticket", "merge", &second_s, &first_s]);
+    let again = env.run(&["ticket", "merge", &second_s, &first_s]);
+    assert!(!again.status.success(), "merged once");
+    let itself = env.run(&["ticket", "merge", &first_s, &first_s]);
+    assert!(String::from_utf8_lossy(&itself.stderr).contains("into itself"));
+
+    let merged = env.ticket(second);
+    assert_eq!(merged["merged_into"], first);
+    assert_eq!(merged["status"], "closed");
+    let ticket = env.ticket(first);
+    assert_eq!(ticket["assignee"], "bea@example.com");
+    assert_eq!(ticket["priority"], "urgent");
+    assert!(ticket["merged_into"].is_null());
+    let messages = ticket["messages"].as_array().expect("messages");
+    assert_eq!(messages.len(), 3, "{messages:?}");
+    let note = messages
+        .iter()
+        .find(|m| m["internal"] == true)
+        .expect("the note");
+    assert_eq!(note["visible_text"], "Jane prefers a call.");
+    assert_eq!(note["author"]["kind"], "agent");
+    let participants = ticket["participants"].as_array().expect("participants");
+    assert!(participants.iter().any(|p| p == "jane@acme.example"));
+    let events: Vec<(String, String)> = ticket["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .map(|e| {
+            (
+                e["action"].as_str().unwrap_or("").to_string(),
+                e["actor"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    for action in ["assigned", "priority_changed", "merged_from"] {
+        assert!(
+            events.contains(&(action.to_string(), "operator".to_string())),
+            "{action}: {events:?}"
+        );
+    }
+    // The note went to the assignee only, never to Jane.
+    let outbox = env.json(&["outbox", "list", "--json"]);
+    let notes: Vec<&str> = outbox
+        .as_array()
+        .expect("outbox")
+        .iter()
+        .filter(|n| n["kind"] == "agent_note")
+        .filter_map(|n| n["recipient"].as_str())
+        .collect();
+    assert_eq!(notes, ["bea@example.com"]);
+}
+
+fn client_priority_headers_set_a_new_tickets_priority(backend: Backend) {
+    let env = Env::new(backend).with_acme();
+    let urgent = Msg::new(JANE, "Down", "pr1@acme.example").header("X-Priority", "1 (Highest)");
+    let id = ticket_of(&env.ingest(&urgent.bytes()));
+    assert_eq!(
+        env.ticket(id)["priority"],
+        "high",
+        "a customer's client asks for high, not urgent"
+    );
+    let low = Msg::new(JANE, "Whenever", "pr2@acme.example").header("Importance", "low");
+    let id = ticket_of(&env.ingest(&low.bytes()));
+    assert_eq!(env.ticket(id)["priority"], "low");
+    let plain = ticket_of(&env.ingest(&Msg::new(JANE, "Question", "pr3@acme.example").bytes()));
+    assert_eq!(env.ticket(plain)["priority"], "normal");
+    // A customer's `#status` line is text.
+    let sneaky = Msg::new(
+        JANE,
+        &format!("Re: [Support #{plain}] Question"),
+        "pr4@acme.example",
+    )
+    .body("#status closed\n#assign me\n\nThanks.");
+    env.ingest(&sneaky.bytes());
+    let ticket = env.ticket(plain);
+    assert_eq!(ticket["status"], "new");
+    assert!(ticket["assignee"].is_null());
 }
