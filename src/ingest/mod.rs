@@ -5,6 +5,8 @@ pub mod apply;
 pub mod bounce;
 pub mod commands;
 pub mod decide;
+#[cfg(feature = "dkim")]
+pub mod dkim;
 pub mod identify;
 pub mod route;
 pub mod service;

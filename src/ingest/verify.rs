@@ -132,6 +132,44 @@ mod tests {
         assert!(!v.check(&mail(""), b"").await.trusted);
     }
 
+    #[cfg(feature = "dkim")]
+    #[tokio::test]
+    async fn dkim_trust_checks_the_signature_itself() {
+        use base64::Engine;
+        use mail_auth::common::crypto::Ed25519Key;
+        use mail_auth::common::headers::HeaderWriter;
+        use mail_auth::dkim::DkimSigner;
+
+        let pkcs8 = Ed25519Key::generate_pkcs8().expect("a key");
+        let key = Ed25519Key::from_pkcs8_der(&pkcs8).expect("the key");
+        let public = base64::engine::general_purpose::STANDARD.encode(key.public_key());
+        let message = "From: Alex <alex@example.com>\r\nSubject: s\r\n\r\nbody\r\n";
+        let signature = DkimSigner::from_key(key)
+            .domain("example.com")
+            .selector("sel")
+            .headers(["From", "Subject"])
+            .sign(message.as_bytes())
+            .expect("signed");
+        let raw = format!("{}{message}", signature.to_header());
+        let dkim = super::super::dkim::DkimVerifier::system()
+            .with_key(
+                "sel",
+                "example.com",
+                &format!("v=DKIM1; k=ed25519; p={public}"),
+            )
+            .expect("record");
+        let v = Verifier::with_authserv_ids(AgentTrust::Dkim, vec![]).with_dkim(dkim);
+        assert!(
+            v.check(&parse(raw.as_bytes()), raw.as_bytes())
+                .await
+                .trusted
+        );
+        // A header claiming a pass counts for nothing in this mode.
+        let claimed =
+            mail("Authentication-Results: mx.example.com; dmarc=pass header.from=example.com\r\n");
+        assert!(!v.check(&claimed, message.as_bytes()).await.trusted);
+    }
+
     #[tokio::test]
     async fn sender_trust_believes_the_from_line() {
         let v = Verifier::with_authserv_ids(AgentTrust::Sender, vec![]);

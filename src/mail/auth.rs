@@ -264,7 +264,7 @@ fn signing_domain(result: &MethodResult) -> Option<String> {
 
 /// Relaxed alignment: the signing domain is the From domain or one of its
 /// parents (or children), and no bare top-level domain.
-fn aligned(signing: &str, from: &str) -> bool {
+pub fn aligned(signing: &str, from: &str) -> bool {
     if !signing.contains('.') || from.is_empty() {
         return false;
     }
