@@ -193,6 +193,55 @@ fn the_daemon_syncs_the_log_before_it_flags_an_imap_message() {
     );
 }
 
+/// A read transaction held open on the SQLite file by another connection.
+/// While it lasts no checkpoint can copy the log back, so the log cannot
+/// restart: the writer's commits only append to it and need no sync of their
+/// own (restarting the log syncs its new header, which would make the commits
+/// themselves fail under an injected sync failure, not the batch's sync).
+struct PinnedSnapshot {
+    release: std::sync::mpsc::Sender<()>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl PinnedSnapshot {
+    fn hold(database: &Path) -> PinnedSnapshot {
+        use sqlx::Connection;
+        let url = format!("sqlite://{}", database.display());
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let (held_tx, held) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            runtime.block_on(async move {
+                let mut conn = sqlx::SqliteConnection::connect(&url)
+                    .await
+                    .expect("open the store");
+                sqlx::query("BEGIN")
+                    .execute(&mut conn)
+                    .await
+                    .expect("begin");
+                sqlx::query("SELECT count(*) FROM tickets")
+                    .fetch_one(&mut conn)
+                    .await
+                    .expect("read");
+                held_tx.send(()).expect("signal");
+                let _ = released.recv();
+                sqlx::query("COMMIT").execute(&mut conn).await.expect("end");
+                conn.close().await.expect("close");
+            });
+        });
+        held.recv().expect("the snapshot to be held");
+        PinnedSnapshot { release, thread }
+    }
+
+    fn release(self) {
+        let _ = self.release.send(());
+        self.thread.join().expect("reader thread");
+    }
+}
+
 #[test]
 fn a_failed_sync_acknowledges_nothing_of_its_batch() {
     let fiu_run = Command::new("fiu-run").arg("-h").output();
@@ -229,32 +278,42 @@ fn a_failed_sync_acknowledges_nothing_of_its_batch() {
             .expect("fiu-ctrl");
         assert!(out.status.success(), "fiu-ctrl {command}: {out:?}");
     };
+    let inbox = env.path().join("inbox");
+    // A first message, filed while syncs work, puts frames in the log that
+    // the pinned snapshot keeps there.
+    let snapshot = PinnedSnapshot::hold(&env.path().join("ticketd.db"));
+    deliver_to_maildir(&inbox, "1700000000.first.host", &message(100));
+    wait_until(
+        Duration::from_secs(20),
+        "the first message to be filed",
+        || count_files(&inbox.join("cur")) == 1,
+    );
     // From now on every fsync and fdatasync of the daemon fails (EIO).
     fiu_ctrl("enable name=posix/io/sync/*,failinfo=5");
-    let inbox = env.path().join("inbox");
     let count = 10;
     for n in 0..count {
         deliver_to_maildir(&inbox, &format!("1700000000.{n}.host"), &message(n));
     }
     // The messages are committed (another process sees them)...
     wait_until(Duration::from_secs(20), "the tickets", || {
-        env.tickets().len() == count
+        env.tickets().len() == count + 1
     });
     wait_until(
         Duration::from_secs(10),
         "the sync failure to be reported",
         || daemon.log_text().contains("cannot make the store durable"),
     );
+    snapshot.release();
     // ...but none is acknowledged while the sync keeps failing.
     std::thread::sleep(Duration::from_secs(2));
-    assert_eq!(count_files(&inbox.join("cur")), 0, "{}", daemon.log_text());
+    assert_eq!(count_files(&inbox.join("cur")), 1, "{}", daemon.log_text());
     assert_eq!(count_files(&inbox.join("new")), count);
     fiu_ctrl("disable name=posix/io/sync/*");
     wait_until(Duration::from_secs(20), "every message to be filed", || {
-        count_files(&inbox.join("cur")) == count
+        count_files(&inbox.join("cur")) == count + 1
     });
     // Read again and recognized: each is still one ticket.
-    assert_eq!(env.tickets().len(), count);
+    assert_eq!(env.tickets().len(), count + 1);
     let log = daemon.log_text();
     let errors = log
         .lines()
