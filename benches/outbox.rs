@@ -70,6 +70,7 @@ fn deliver_all(runtime: &tokio::runtime::Runtime, server: &smtp::SmtpServer) -> 
                     references: &[],
                     automatic: true,
                     attachments: &[],
+                    reply_to: None,
                 },
                 &rendered,
             )

@@ -51,6 +51,8 @@ pub struct Addressing<'a> {
     pub automatic: bool,
     /// Files sent along (a customer's attachments to agents, an agent's to customers).
     pub attachments: &'a [crate::mail::Attachment],
+    /// Where answers go, when not to From (an internal note's to the comment address).
+    pub reply_to: Option<&'a str>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -65,9 +67,13 @@ pub fn compose(a: &Addressing<'_>, rendered: &Rendered) -> Result<Vec<u8>, Compo
         Ok(Mailbox::new(name.map(str::to_string), address))
     };
     let from = mailbox(Some(a.from_name), a.from_address)?;
+    let reply_to = match a.reply_to {
+        Some(address) => mailbox(Some(a.from_name), address)?,
+        None => from.clone(),
+    };
     let mut builder = Message::builder()
-        .from(from.clone())
-        .reply_to(from)
+        .from(from)
+        .reply_to(reply_to)
         .to(mailbox(a.to_name, a.to_address)?)
         .subject(rendered.subject.clone())
         .message_id(Some(format!("<{}>", a.message_id)))
@@ -164,6 +170,7 @@ mod tests {
                 ],
                 automatic: true,
                 attachments: &[],
+                reply_to: None,
             },
             &rendered,
         )
@@ -237,10 +244,17 @@ mod tests {
                 references: &[],
                 automatic: true,
                 attachments: &files,
+                reply_to: Some("support-notes@example.com"),
             },
             &rendered,
         )
         .expect("compose");
+        let raw = String::from_utf8_lossy(&bytes);
+        assert!(
+            raw.lines()
+                .any(|l| l.starts_with("Reply-To:") && l.contains("<support-notes@example.com>")),
+            "Reply-To goes to the comment address: {raw}"
+        );
         let parsed = mail::parse(&bytes);
         assert!(parsed.text.contains("See the files."));
         assert_eq!(parsed.attachments.len(), 2, "{:?}", parsed.attachments);

@@ -62,6 +62,8 @@ pub struct SupportView {
     pub name: String,
     /// The queue's address (replies go there).
     pub address: String,
+    /// The queue's comment address, where agents' mail is an internal note.
+    pub comment_address: Option<String>,
 }
 
 /// Everything a template may use; fields that do not apply to an event are empty.
@@ -118,6 +120,7 @@ pub fn sample(status: &str, held: &str) -> Context {
         support: SupportView {
             name: "Example Support".into(),
             address: "support@example.com".into(),
+            comment_address: Some("support-notes@example.com".into()),
         },
     }
 }

@@ -83,6 +83,8 @@ struct Delivery {
     from_name: Option<String>,
     /// Files sent along.
     attachments: Vec<crate::mail::Attachment>,
+    /// Where answers go, when not to the queue.
+    reply_to: Option<String>,
 }
 
 impl Delivery {
@@ -94,6 +96,7 @@ impl Delivery {
             automatic,
             from_name: None,
             attachments: Vec::new(),
+            reply_to: None,
         }
     }
 }
@@ -246,6 +249,10 @@ impl Notifier {
                         self.support(&facts.queue).name
                     ));
                     delivery.attachments = agent_files.clone();
+                    if event == Event::InternalNote {
+                        // Answers to a note stay among agents.
+                        delivery.reply_to = self.support(&facts.queue).comment_address;
+                    }
                     delivery
                 }
             };
@@ -570,6 +577,7 @@ impl Notifier {
                 .and_then(|q| q.from_name.clone())
                 .unwrap_or_else(|| "Support".into()),
             address: self.sender_address(queue).to_string(),
+            comment_address: configured.and_then(|q| q.comment_addresses.first().cloned()),
         }
     }
 
@@ -657,6 +665,7 @@ impl Notifier {
                 references: &references,
                 automatic: delivery.automatic,
                 attachments: &delivery.attachments,
+                reply_to: delivery.reply_to.as_deref(),
             },
             &rendered,
         );

@@ -391,6 +391,14 @@ fn the_agent_console(backend: Backend) {
             pair("agent_note", "alex@example.com")
         ]
     );
+    let note = desk.received(&new[0].message_id);
+    let raw = String::from_utf8_lossy(&note.data);
+    assert!(
+        raw.lines()
+            .any(|l| l.starts_with("Reply-To:") && l.contains("<support-notes@example.com>")),
+        "an answer to a note must stay internal: {raw}"
+    );
+    assert!(text_of(&note).contains("stays internal"));
     let ticket = desk.env.ticket(1);
     let messages = ticket["messages"].as_array().expect("messages");
     let notes: Vec<&Value> = messages.iter().filter(|m| m["internal"] == true).collect();
