@@ -97,7 +97,10 @@ fn deliver_all(runtime: &tokio::runtime::Runtime, server: &smtp::SmtpServer) -> 
         let smtp_settings = settings.smtp.clone().expect("smtp");
         let sender = OutboxSender::new(
             store.clone(),
-            Transport::Smtp(Box::new(SmtpTransport::new(smtp_settings))),
+            Transport::Smtp(Box::new(SmtpTransport::new(
+                smtp_settings,
+                ticketd::outbound::sender::PARALLEL,
+            ))),
             settings.outbox.clone(),
             b"bench bounce key".to_vec(),
             Arc::new(tokio::sync::Notify::new()),

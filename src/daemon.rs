@@ -65,7 +65,7 @@ pub async fn run(settings: Arc<Settings>) -> anyhow::Result<()> {
     }
     let transport = match &settings.smtp {
         Some(smtp) => {
-            let transport = SmtpTransport::new(smtp.clone());
+            let transport = SmtpTransport::new(smtp.clone(), crate::outbound::sender::PARALLEL);
             match transport.helo_name().await {
                 Some(helo) => {
                     info!(host = %smtp.host, port = smtp.port(), %helo, "notifications go out by SMTP")

@@ -14,3 +14,4 @@ pub mod notify;
 pub mod outage;
 pub mod outbound;
 pub mod store;
+pub mod tls;

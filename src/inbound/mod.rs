@@ -3,4 +3,3 @@
 
 pub mod imap;
 pub mod maildir;
-pub mod tls;

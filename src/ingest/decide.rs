@@ -8,6 +8,7 @@ use crate::store::queues::Queue;
 use crate::store::tickets::{Priority, Status};
 
 use super::commands::{Command, Parsed};
+use super::thread;
 
 /// Who sent the message, as far as the directory knows.
 #[derive(Debug, Clone)]
@@ -49,7 +50,7 @@ impl Sender {
 
 /// An existing ticket the message points at (by header or tag), with what
 /// decides whether this sender may add to it.
-pub use crate::store::tickets::ThreadFacts as Candidate;
+pub use super::thread::Candidate;
 
 /// A To/Cc address of the message that is neither ours nor the sender.
 #[derive(Debug, Clone)]
@@ -521,19 +522,13 @@ fn create_by_agent(ctx: &Context<'_>, author: Author) -> Decision {
     }
 }
 
-/// The first ticket this sender may add to: agents to any; others to tickets
-/// they take part in, or of their own organization when it shares tickets.
+/// The first ticket this sender may add to (see [`thread::may_add`]).
 fn first_permitted<'c>(ctx: &'c Context<'_>) -> Option<&'c Candidate> {
-    if matches!(ctx.sender, Sender::Agent(_)) {
-        return ctx.candidates.first();
-    }
+    let is_agent = matches!(ctx.sender, Sender::Agent(_));
     let sender_org = ctx.sender.organization().map(|o| o.id);
-    ctx.candidates.iter().find(|c| {
-        c.sender_is_participant
-            || (c.organization_shares_tickets
-                && c.organization_id.is_some()
-                && c.organization_id == sender_org)
-    })
+    ctx.candidates
+        .iter()
+        .find(|c| thread::may_add(c, is_agent, sender_org))
 }
 
 fn known_author(sender: &Sender) -> Option<Author> {

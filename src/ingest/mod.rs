@@ -30,13 +30,13 @@ use crate::store::queues::{self, Queue};
 use sqlx::Any;
 use sqlx::pool::PoolConnection;
 
+use crate::mail::tag::SubjectTag;
 use crate::notify::Notifier;
 use crate::store::durable::Durability;
 use crate::store::tickets::Priority;
-use crate::store::{Conn, Store, StoreError, checkpoint, directory, now, secrets, tickets};
-use decide::{AgentCheck, Candidate, Context, HoldCode, Sender};
+use crate::store::{Conn, Store, StoreError, checkpoint, directory, now, secrets};
+use decide::{AgentCheck, Context, HoldCode, Sender};
 use service::TicketService;
-use thread::SubjectTag;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -701,7 +701,8 @@ impl Pipeline {
             (None, None) => route::pick_queue(mail, &self.queues, &self.queues[self.default_queue]),
         };
         let sender = identify::sender(conn, mail).await?;
-        let candidates = self.candidates(conn, mail, &sender).await?;
+        let candidates =
+            thread::candidates(conn, mail, &self.tag, sender.address().unwrap_or("")).await?;
         let recipients = if classification == Classification::Normal
             && self.settings.tickets.cc_participants != crate::config::CcPolicy::None
         {
@@ -787,46 +788,6 @@ impl Pipeline {
         };
         apply::apply(conn, &decision, &input).await
     }
-
-    /// Tickets the message points at: by In-Reply-To/References, then by subject tag.
-    async fn candidates(
-        &self,
-        conn: &mut Conn,
-        mail: &InboundMail,
-        sender: &Sender,
-    ) -> Result<Vec<Candidate>, StoreError> {
-        let who = sender.address().unwrap_or("");
-        let mut candidates: Vec<Candidate> = Vec::new();
-        for id in thread::referenced_ids(mail) {
-            if let Some(found) = tickets::thread_by_message_id(conn, id, who).await?
-                && let Some(found) = survivor(conn, found, who).await?
-                && !candidates.iter().any(|c| c.ticket_id == found.ticket_id)
-            {
-                candidates.push(found);
-            }
-        }
-        if let Some(tagged) = mail.subject.as_deref().and_then(|s| self.tag.ticket_id(s))
-            && let Some(found) = tickets::thread_by_ticket_id(conn, tagged, who).await?
-            && let Some(found) = survivor(conn, found, who).await?
-            && !candidates.iter().any(|c| c.ticket_id == found.ticket_id)
-        {
-            candidates.push(found);
-        }
-        Ok(candidates)
-    }
-}
-
-/// The ticket that holds `found`'s thread now: itself, or the one it was merged into.
-async fn survivor(
-    conn: &mut Conn,
-    found: Candidate,
-    who: &str,
-) -> Result<Option<Candidate>, StoreError> {
-    if found.merged_into.is_none() {
-        return Ok(Some(found));
-    }
-    let id = tickets::survivor(conn, found.ticket_id).await?;
-    tickets::thread_by_ticket_id(conn, id, who).await
 }
 
 /// Keeps the connection for the next message, unless it may be broken: after

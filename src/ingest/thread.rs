@@ -1,8 +1,11 @@
-//! Thread: which existing ticket a message may belong to, by headers and then by subject tag.
-
-use regex::Regex;
+//! Thread: which existing ticket a message may belong to, by headers and then
+//! by subject tag, and whether its sender may add to it.
 
 use crate::mail::InboundMail;
+use crate::mail::tag::SubjectTag;
+use crate::store::{Conn, StoreError, tickets};
+
+pub use crate::store::tickets::Candidate;
 
 /// How many Message-IDs of a long References chain are looked up (the most recent ones).
 pub const MAX_REFERENCES: usize = 30;
@@ -20,49 +23,56 @@ pub fn referenced_ids(mail: &InboundMail) -> Vec<&str> {
     ids
 }
 
-/// Finds and removes `[<tag> #<id>]` in subjects.
-#[derive(Debug, Clone)]
-pub struct SubjectTag {
-    pattern: Regex,
-    tag: String,
+/// Tickets the message points at, as seen by `sender` (an address, or ""):
+/// by In-Reply-To/References, then by subject tag; a merged ticket is
+/// replaced by the one it was merged into; no ticket twice.
+pub async fn candidates(
+    conn: &mut Conn,
+    mail: &InboundMail,
+    tag: &SubjectTag,
+    sender: &str,
+) -> Result<Vec<Candidate>, StoreError> {
+    let mut candidates: Vec<Candidate> = Vec::new();
+    for id in referenced_ids(mail) {
+        if let Some(found) = tickets::thread_by_message_id(conn, id, sender).await?
+            && let Some(found) = survivor(conn, found, sender).await?
+            && !candidates.iter().any(|c| c.ticket_id == found.ticket_id)
+        {
+            candidates.push(found);
+        }
+    }
+    if let Some(tagged) = mail.subject.as_deref().and_then(|s| tag.ticket_id(s))
+        && let Some(found) = tickets::thread_by_ticket_id(conn, tagged, sender).await?
+        && let Some(found) = survivor(conn, found, sender).await?
+        && !candidates.iter().any(|c| c.ticket_id == found.ticket_id)
+    {
+        candidates.push(found);
+    }
+    Ok(candidates)
 }
 
-impl SubjectTag {
-    pub fn new(tag: &str) -> SubjectTag {
-        let pattern = Regex::new(&format!(
-            r"(?i)\[\s*{}\s*#\s*(\d{{1,18}})\s*\]",
-            regex::escape(tag.trim())
-        ))
-        .expect("an escaped tag always makes a valid pattern");
-        SubjectTag {
-            pattern,
-            tag: tag.trim().to_string(),
-        }
+/// The ticket that holds `found`'s thread now: itself, or the one it was merged into.
+async fn survivor(
+    conn: &mut Conn,
+    found: Candidate,
+    sender: &str,
+) -> Result<Option<Candidate>, StoreError> {
+    if found.merged_into.is_none() {
+        return Ok(Some(found));
     }
+    let id = tickets::survivor(conn, found.ticket_id).await?;
+    tickets::thread_by_ticket_id(conn, id, sender).await
+}
 
-    /// The ticket id in the subject's tag, if any.
-    pub fn ticket_id(&self, subject: &str) -> Option<i64> {
-        self.pattern
-            .captures(subject)
-            .and_then(|c| c.get(1))
-            .and_then(|m| m.as_str().parse().ok())
-    }
-
-    /// `[<tag> #<id>]` for a ticket.
-    pub fn format(&self, ticket_id: i64) -> String {
-        format!("[{} #{ticket_id}]", self.tag)
-    }
-
-    /// A subject for a new ticket: any tag removed, whitespace tidied, never empty.
-    pub fn clean_subject(&self, subject: Option<&str>) -> String {
-        let stripped = self.pattern.replace_all(subject.unwrap_or(""), " ");
-        let tidy = stripped.split_whitespace().collect::<Vec<_>>().join(" ");
-        if tidy.is_empty() {
-            "(no subject)".to_string()
-        } else {
-            tidy
-        }
-    }
+/// Whether a sender may add to `candidate`: an agent to any ticket; anyone
+/// else to tickets they take part in, or of their own organization when it
+/// shares tickets. A tag or a Message-ID alone proves nothing.
+pub fn may_add(candidate: &Candidate, sender_is_agent: bool, sender_org: Option<i64>) -> bool {
+    sender_is_agent
+        || candidate.sender_is_participant
+        || (candidate.organization_shares_tickets
+            && candidate.organization_id.is_some()
+            && candidate.organization_id == sender_org)
 }
 
 #[cfg(test)]
@@ -78,18 +88,26 @@ mod tests {
         assert_eq!(referenced_ids(&mail), vec!["c@x", "b@x", "a@x"]);
     }
 
+    fn candidate(participant: bool, org: Option<i64>, shares: bool) -> Candidate {
+        Candidate {
+            ticket_id: 1,
+            status: crate::store::tickets::Status::Open,
+            organization_id: org,
+            organization_shares_tickets: shares,
+            sender_is_participant: participant,
+            merged_into: None,
+        }
+    }
+
     #[test]
-    fn tag_is_found_case_insensitively_and_stripped() {
-        let tag = SubjectTag::new("Support");
-        assert_eq!(tag.ticket_id("Re: [Support #42] printer"), Some(42));
-        assert_eq!(tag.ticket_id("RE: [support#7]"), Some(7));
-        assert_eq!(tag.ticket_id("[Sales #42] printer"), None);
-        assert_eq!(tag.ticket_id("Support 42"), None);
-        assert_eq!(
-            tag.clean_subject(Some("Re: [Support #42]  printer ")),
-            "Re: printer"
-        );
-        assert_eq!(tag.clean_subject(None), "(no subject)");
-        assert_eq!(tag.format(5), "[Support #5]");
+    fn only_agents_participants_and_sharing_colleagues_may_add() {
+        let stranger = None;
+        assert!(may_add(&candidate(false, Some(1), false), true, stranger));
+        assert!(may_add(&candidate(true, None, false), false, stranger));
+        assert!(may_add(&candidate(false, Some(1), true), false, Some(1)));
+        assert!(!may_add(&candidate(false, Some(1), false), false, Some(1)));
+        assert!(!may_add(&candidate(false, Some(1), true), false, Some(2)));
+        assert!(!may_add(&candidate(false, Some(1), true), false, stranger));
+        assert!(!may_add(&candidate(false, None, true), false, stranger));
     }
 }

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use tracing::{error, warn};
 
 use crate::config::Settings;
-use crate::ingest::thread::SubjectTag;
+use crate::mail::tag::SubjectTag;
 use crate::mail::{InboundMail, address};
 use crate::store::directory::{self, Contact};
 use crate::store::outbox::{self, NewOutbox};

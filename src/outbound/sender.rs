@@ -19,7 +19,7 @@ use crate::store::{Store, StoreError, now};
 /// Messages taken from the outbox at a time.
 const BATCH: i64 = 100;
 /// Deliveries under way at once (the SMTP transport keeps up to as many idle connections).
-pub(crate) const PARALLEL: usize = 4;
+pub const PARALLEL: usize = 4;
 /// Longest wait between two attempts for one message.
 const MAX_RETRY_DELAY_SECS: i64 = 6 * 3600;
 /// Longest wait while delivery is blocked by something the operator can fix,

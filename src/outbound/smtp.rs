@@ -25,13 +25,10 @@ use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
 use super::Delivery;
-use super::sender::PARALLEL;
 use crate::config::{AuthMethod, Security, SmtpSettings};
 use crate::credentials;
-use crate::inbound::tls::client_config;
+use crate::tls::client_config;
 
-/// Idle connections kept: one for each delivery the sender runs at once.
-const MAX_IDLE: usize = PARALLEL;
 /// An idle connection is closed after this long unused.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a polite QUIT may take before the connection is simply closed.
@@ -82,11 +79,16 @@ enum Stage {
 const OPERATOR_FAULT_CODES: [u16; 5] = [454, 530, 534, 535, 538];
 
 impl SmtpTransport {
-    pub fn new(settings: SmtpSettings) -> SmtpTransport {
+    /// A transport for `settings` that keeps up to `pool_size` idle
+    /// connections (as many as its caller sends in parallel).
+    pub fn new(settings: SmtpSettings, pool_size: usize) -> SmtpTransport {
         SmtpTransport {
             settings,
             setup: tokio::sync::Mutex::new(None),
-            pool: Arc::new(Pool::default()),
+            pool: Arc::new(Pool {
+                max_idle: pool_size.max(1),
+                state: Mutex::default(),
+            }),
             host_name: tokio::sync::OnceCell::new(),
         }
     }
@@ -470,8 +472,9 @@ struct Pooled {
 }
 
 /// Connections waiting for the next message, newest last.
-#[derive(Default)]
 struct Pool {
+    /// Idle connections kept at most.
+    max_idle: usize,
     state: Mutex<PoolState>,
 }
 
@@ -507,7 +510,7 @@ impl Pool {
     /// Keeps a connection for the next message, unless the pool is full or was cleared since.
     fn put(self: &Arc<Self>, pooled: Pooled) {
         let mut state = self.lock();
-        if pooled.generation != state.generation || state.idle.len() >= MAX_IDLE {
+        if pooled.generation != state.generation || state.idle.len() >= self.max_idle {
             drop(state);
             tokio::spawn(quit_all(vec![pooled]));
             return;

@@ -345,9 +345,9 @@ pub async fn touch(conn: &mut Conn, id: i64, now: i64) -> Result<(), StoreError>
     Ok(())
 }
 
-/// What threading needs to know about a ticket a message points at.
+/// A ticket a message points at, with what threading needs to know about it.
 #[derive(Debug, Clone)]
-pub struct ThreadFacts {
+pub struct Candidate {
     pub ticket_id: i64,
     pub status: Status,
     pub organization_id: Option<i64>,
@@ -358,8 +358,8 @@ pub struct ThreadFacts {
     pub merged_into: Option<i64>,
 }
 
-fn thread_facts(r: &sqlx::any::AnyRow) -> ThreadFacts {
-    ThreadFacts {
+fn candidate(r: &sqlx::any::AnyRow) -> Candidate {
+    Candidate {
         ticket_id: r.get(0),
         status: parse_status(&r.get::<String, _>(1)),
         organization_id: r.get(2),
@@ -375,7 +375,7 @@ pub async fn thread_by_message_id(
     conn: &mut Conn,
     message_id: &str,
     sender: &str,
-) -> Result<Option<ThreadFacts>, StoreError> {
+) -> Result<Option<Candidate>, StoreError> {
     let row = sqlx::query(
         "SELECT t.id, t.status, t.organization_id, COALESCE(o.shares_tickets, 0),
                 (SELECT COUNT(*) FROM participants p WHERE p.ticket_id = t.id AND p.email = $2),
@@ -390,7 +390,7 @@ pub async fn thread_by_message_id(
     .bind(sender)
     .fetch_optional(&mut *conn)
     .await?;
-    Ok(row.as_ref().map(thread_facts))
+    Ok(row.as_ref().map(candidate))
 }
 
 /// A ticket by number, as seen by `sender`.
@@ -398,7 +398,7 @@ pub async fn thread_by_ticket_id(
     conn: &mut Conn,
     ticket_id: i64,
     sender: &str,
-) -> Result<Option<ThreadFacts>, StoreError> {
+) -> Result<Option<Candidate>, StoreError> {
     let row = sqlx::query(
         "SELECT t.id, t.status, t.organization_id, COALESCE(o.shares_tickets, 0),
                 (SELECT COUNT(*) FROM participants p WHERE p.ticket_id = t.id AND p.email = $2),
@@ -411,7 +411,7 @@ pub async fn thread_by_ticket_id(
     .bind(sender)
     .fetch_optional(&mut *conn)
     .await?;
-    Ok(row.as_ref().map(thread_facts))
+    Ok(row.as_ref().map(candidate))
 }
 
 /// Message-IDs of the ticket's inbound messages, oldest first (for In-Reply-To and References).

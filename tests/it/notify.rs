@@ -5,6 +5,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use ticketd::config::{AuthMethod, Security, SmtpSettings};
 use ticketd::outbound::Delivery;
+use ticketd::outbound::sender::PARALLEL;
 use ticketd::outbound::smtp::SmtpTransport;
 
 use crate::support::smtp::{Received, Reply, SmtpOptions, SmtpServer};
@@ -663,7 +664,10 @@ async fn send(transport: &SmtpTransport, n: usize) -> Delivery {
 #[tokio::test]
 async fn notifications_one_after_another_share_one_smtp_connection() {
     let smtp = SmtpServer::start();
-    let transport = SmtpTransport::new(transport_settings(&smtp, "127.0.0.1", Security::Plain));
+    let transport = SmtpTransport::new(
+        transport_settings(&smtp, "127.0.0.1", Security::Plain),
+        PARALLEL,
+    );
     for n in 0..10 {
         let delivery = send(&transport, n).await;
         assert!(matches!(delivery, Delivery::Sent(_)), "{delivery:?}");
@@ -676,7 +680,10 @@ async fn notifications_one_after_another_share_one_smtp_connection() {
 #[tokio::test]
 async fn notifications_four_at_a_time_use_at_most_four_smtp_connections() {
     let smtp = SmtpServer::start();
-    let transport = SmtpTransport::new(transport_settings(&smtp, "127.0.0.1", Security::Plain));
+    let transport = SmtpTransport::new(
+        transport_settings(&smtp, "127.0.0.1", Security::Plain),
+        PARALLEL,
+    );
     let deliveries: Vec<Delivery> = futures::stream::iter(0..40)
         .map(|n| send(&transport, n))
         .buffered(4)
@@ -693,7 +700,10 @@ async fn notifications_four_at_a_time_use_at_most_four_smtp_connections() {
 #[tokio::test]
 async fn a_connection_the_smtp_server_closed_is_replaced_and_the_mail_sent_once() {
     let mut smtp = SmtpServer::start();
-    let transport = SmtpTransport::new(transport_settings(&smtp, "127.0.0.1", Security::Plain));
+    let transport = SmtpTransport::new(
+        transport_settings(&smtp, "127.0.0.1", Security::Plain),
+        PARALLEL,
+    );
     assert!(matches!(send(&transport, 1).await, Delivery::Sent(_)));
     // The server goes away and comes back: the pooled connection is closed under us.
     smtp.stop();
@@ -719,13 +729,13 @@ async fn implicit_tls_verifies_the_server_certificate_and_authenticates() {
     settings.user = Some("ticketd".into());
     settings.password = Some("smtp-pass".into());
     // Without the test CA the certificate is not trusted: nothing is sent.
-    let untrusted = SmtpTransport::new(settings.clone());
+    let untrusted = SmtpTransport::new(settings.clone(), PARALLEL);
     match send(&untrusted, 1).await {
         Delivery::Blocked(error) => assert!(error.contains("certificate"), "{error}"),
         other => panic!("sent without a trusted certificate: {other:?}"),
     }
     settings.ca_file = smtp.ca_pem_path().map(|p| p.to_path_buf());
-    let transport = SmtpTransport::new(settings);
+    let transport = SmtpTransport::new(settings, PARALLEL);
     for n in 2..4 {
         let delivery = send(&transport, n).await;
         assert!(matches!(delivery, Delivery::Sent(_)), "{delivery:?}");
@@ -744,7 +754,10 @@ async fn implicit_tls_verifies_the_server_certificate_and_authenticates() {
 #[tokio::test]
 async fn starttls_configured_but_not_offered_sends_nothing() {
     let smtp = SmtpServer::start();
-    let transport = SmtpTransport::new(transport_settings(&smtp, "127.0.0.1", Security::Starttls));
+    let transport = SmtpTransport::new(
+        transport_settings(&smtp, "127.0.0.1", Security::Starttls),
+        PARALLEL,
+    );
     match send(&transport, 1).await {
         Delivery::Blocked(error) => assert!(error.contains("STARTTLS"), "{error}"),
         other => panic!("sent without STARTTLS: {other:?}"),

@@ -10,7 +10,7 @@ use tokio_util::either::Either;
 
 use crate::config::{AuthMethod, ImapSettings, Security};
 use crate::credentials;
-use crate::inbound::tls;
+use crate::tls;
 
 /// A plain or TLS connection; both speak IMAP the same way.
 pub type Stream = Either<TcpStream, TlsStream<TcpStream>>;
