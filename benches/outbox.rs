@@ -80,7 +80,7 @@ fn deliver_all(runtime: &tokio::runtime::Runtime, server: &smtp::SmtpServer) -> 
                 &NewOutbox {
                     ticket_id: None,
                     held_id: None,
-                    kind: "ticket_received",
+                    kind: ticketd::store::outbox::Notice::TicketReceived,
                     automatic: true,
                     mail_from: "support@example.com",
                     recipient: &recipient,

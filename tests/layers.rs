@@ -40,7 +40,10 @@ fn sources(dir: &Path, found: &mut Vec<PathBuf>) {
 
 /// The module path of a file: `src/ingest/decide.rs` → ["ingest", "decide"].
 fn module_path(src: &Path, file: &Path) -> Vec<String> {
-    let relative = file.strip_prefix(src).expect("under src").with_extension("");
+    let relative = file
+        .strip_prefix(src)
+        .expect("under src")
+        .with_extension("");
     let mut parts: Vec<String> = relative
         .components()
         .map(|c| c.as_os_str().to_string_lossy().into_owned())

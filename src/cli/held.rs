@@ -61,7 +61,7 @@ impl<'a> From<&'a HeldMessage> for HeldView<'a> {
     fn from(h: &'a HeldMessage) -> Self {
         HeldView {
             id: h.id,
-            reason_code: &h.reason_code,
+            reason_code: h.reason_code.as_str(),
             reason: &h.reason,
             sender: h.sender.as_deref(),
             subject: h.subject.as_deref(),
@@ -226,7 +226,7 @@ pub async fn run(ctx: &Ctx, cmd: HeldCommand) -> ExitCode {
                         held_id: Some(id),
                         actor: "operator",
                         action: "message_discarded",
-                        old_value: Some(&held.reason_code),
+                        old_value: Some(held.reason_code.as_str()),
                         ..Event::default()
                     },
                     t,

@@ -4,7 +4,7 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Subcommand;
-use ticketd::store::outbox;
+use ticketd::store::outbox::{self, OutboxStatus};
 use ticketd::store::{StoreError, now};
 
 use super::{Ctx, fail, print_json, timestamp};
@@ -48,7 +48,11 @@ pub async fn run(ctx: &Ctx, cmd: OutboxCommand) -> ExitCode {
             limit,
             json,
         } => {
-            let list = match outbox::list(&mut conn, status.as_deref(), limit).await {
+            let status = match status.as_deref().map(OutboxStatus::try_from).transpose() {
+                Ok(status) => status,
+                Err(e) => return fail("cannot list the outbox", &e),
+            };
+            let list = match outbox::list(&mut conn, status, limit).await {
                 Ok(l) => l,
                 Err(e) => return fail("cannot list the outbox", &e),
             };
@@ -108,7 +112,7 @@ pub async fn run(ctx: &Ctx, cmd: OutboxCommand) -> ExitCode {
                 "Status:     {} after {} attempt(s)",
                 entry.status, entry.attempts
             );
-            if entry.status == "pending" {
+            if entry.status == OutboxStatus::Pending {
                 println!("Next try:   {}", timestamp(entry.next_attempt_at));
             }
             if let Some(t) = entry.ticket_id {

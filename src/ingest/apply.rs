@@ -331,7 +331,6 @@ async fn hold(
 ) -> Result<Report, IngestError> {
     let now = input.service.now;
     let notifier = input.service.notifier;
-    let code = code.as_str();
     let held_id = match input.released_from {
         Some(id) => {
             intake::update_hold_reason(conn, id, code, reason).await?;
@@ -357,13 +356,13 @@ async fn hold(
                     held_id: Some(id),
                     actor: PIPELINE,
                     action: "message_held",
-                    new_value: Some(code),
+                    new_value: Some(code.as_str()),
                     ..Event::default()
                 },
                 now,
             )
             .await?;
-            if code == HoldCode::CommandsRejected.as_str() {
+            if code == HoldCode::CommandsRejected {
                 let problems = input
                     .rejected
                     .iter()

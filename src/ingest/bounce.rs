@@ -24,7 +24,7 @@ pub async fn find(
         if let Some(id) = verp::verify(address, key)
             && let Some(notification) = outbox::notification(conn, id).await?
         {
-            let to_agent = notification.kind.starts_with("agent_")
+            let to_agent = notification.kind.for_agents()
                 || directory::agent_by_email(conn, &notification.recipient)
                     .await?
                     .is_some();
@@ -97,7 +97,7 @@ mod tests {
         Notification {
             id: 42,
             ticket_id: Some(7),
-            kind: kind.into(),
+            kind: outbox::Notice::try_from(kind).expect("a notice"),
             recipient: recipient.into(),
         }
     }

@@ -113,59 +113,7 @@ pub struct BouncedMail {
     pub failed_recipients: Vec<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum HoldCode {
-    TooLarge,
-    NoSender,
-    AutoReply,
-    Bounce,
-    Loop,
-    Spam,
-    Locked,
-    Inactive,
-    RoleNotPermitted,
-    UnknownSender,
-    Rejected,
-    /// Input a source delivered that the pipeline could not process (not a message, a bug).
-    Unprocessable,
-    /// Reading it took longer than `limits.message_budget_secs`.
-    TooCostly,
-    /// From an agent's address, without proof that the agent sent it.
-    AgentUnverified,
-    /// An agent's commands did not all parse: nothing of the mail was applied.
-    CommandsRejected,
-}
-
-impl HoldCode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            HoldCode::TooLarge => "too_large",
-            HoldCode::NoSender => "no_sender",
-            HoldCode::AutoReply => "auto_reply",
-            HoldCode::Bounce => "bounce",
-            HoldCode::Loop => "loop",
-            HoldCode::Spam => "spam",
-            HoldCode::Locked => "locked",
-            HoldCode::Inactive => "inactive",
-            HoldCode::RoleNotPermitted => "role_not_permitted",
-            HoldCode::UnknownSender => "unknown_sender",
-            HoldCode::Rejected => "rejected",
-            HoldCode::Unprocessable => "unprocessable",
-            HoldCode::TooCostly => "too_costly",
-            HoldCode::AgentUnverified => "agent_unverified",
-            HoldCode::CommandsRejected => "commands_rejected",
-        }
-    }
-
-    fn for_classification(c: Classification) -> HoldCode {
-        match c {
-            Classification::AutoReply => HoldCode::AutoReply,
-            Classification::Bounce => HoldCode::Bounce,
-            Classification::Loop => HoldCode::Loop,
-            _ => HoldCode::Spam,
-        }
-    }
-}
+pub use crate::store::intake::HoldCode;
 
 /// Who the message is recorded as coming from, and whether a contact must be created first.
 #[derive(Debug, Clone, PartialEq, Eq)]

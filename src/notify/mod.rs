@@ -15,7 +15,8 @@ use crate::config::Settings;
 use crate::mail::tag::SubjectTag;
 use crate::mail::{InboundMail, address};
 use crate::store::directory::{self, Contact};
-use crate::store::outbox::{self, NewOutbox};
+use crate::store::intake::HoldCode;
+use crate::store::outbox::{self, NewOutbox, Notice};
 use crate::store::queues::Queue;
 use crate::store::tickets::{self, Status, Ticket};
 use crate::store::{Conn, StoreError, now};
@@ -24,16 +25,6 @@ use context::{
 };
 use recipients::{Event, Participant, Side};
 use templates::{TemplateError, Templates};
-
-/// The notice codes a held message's sender is told about; others (automatic
-/// mail, oversized, unprocessable) get no answer.
-pub const NOTICE_HOLD_CODES: [&str; 5] = [
-    "locked",
-    "inactive",
-    "role_not_permitted",
-    "unknown_sender",
-    "rejected",
-];
 
 pub struct Notifier {
     templates: Templates,
@@ -75,7 +66,7 @@ impl<'a> Trigger<'a> {
 
 /// One mail to send: who gets it, in which language, and whether it is automatic.
 struct Delivery {
-    event: &'static str,
+    event: Notice,
     recipient: Person,
     language: String,
     automatic: bool,
@@ -88,7 +79,7 @@ struct Delivery {
 }
 
 impl Delivery {
-    fn new(event: &'static str, recipient: Person, language: String, automatic: bool) -> Self {
+    fn new(event: Notice, recipient: Person, language: String, automatic: bool) -> Self {
         Delivery {
             event,
             recipient,
@@ -205,16 +196,16 @@ impl Notifier {
             None => Vec::new(),
         };
         let customer_event = match event {
-            Event::Created => Some("ticket_received"),
-            Event::AgentReply => Some("agent_reply"),
-            Event::StatusChanged => Some("status_changed"),
-            Event::Reminder => Some("reminder"),
+            Event::Created => Some(Notice::TicketReceived),
+            Event::AgentReply => Some(Notice::AgentReply),
+            Event::StatusChanged => Some(Notice::StatusChanged),
+            Event::Reminder => Some(Notice::Reminder),
             Event::CreatedByAgent | Event::CustomerReply | Event::InternalNote => None,
         };
         let agent_event = match event {
-            Event::Created | Event::CreatedByAgent => Some("agent_new_ticket"),
-            Event::CustomerReply => Some("agent_customer_reply"),
-            Event::InternalNote => Some("agent_note"),
+            Event::Created | Event::CreatedByAgent => Some(Notice::AgentNewTicket),
+            Event::CustomerReply => Some(Notice::AgentCustomerReply),
+            Event::InternalNote => Some(Notice::AgentNote),
             Event::AgentReply | Event::StatusChanged | Event::Reminder => None,
         };
         let mail = trigger.map(|t| t.mail);
@@ -394,19 +385,19 @@ impl Notifier {
         conn: &mut Conn,
         held_id: i64,
         trigger: &InboundMail,
-        code: &str,
+        code: HoldCode,
         queue: &Queue,
     ) -> Result<(), StoreError> {
-        if !NOTICE_HOLD_CODES.contains(&code) {
+        if !code.tells_sender() {
             return Ok(());
         }
         let held = HeldView {
-            code: code.into(),
+            code: code.as_str().into(),
             subject: String::new(),
             problems: Vec::new(),
             allowed: String::new(),
         };
-        self.notice_to_sender(conn, held_id, trigger, queue, "message_held", held)
+        self.notice_to_sender(conn, held_id, trigger, queue, Notice::MessageHeld, held)
             .await
     }
 
@@ -422,13 +413,20 @@ impl Notifier {
         allowed: &str,
     ) -> Result<(), StoreError> {
         let held = HeldView {
-            code: "commands_rejected".into(),
+            code: HoldCode::CommandsRejected.as_str().into(),
             subject: String::new(),
             problems,
             allowed: allowed.into(),
         };
-        self.notice_to_sender(conn, held_id, trigger, queue, "commands_rejected", held)
-            .await
+        self.notice_to_sender(
+            conn,
+            held_id,
+            trigger,
+            queue,
+            Notice::CommandsRejected,
+            held,
+        )
+        .await
     }
 
     /// A notice about a held message to its sender.
@@ -438,7 +436,7 @@ impl Notifier {
         held_id: i64,
         trigger: &InboundMail,
         queue: &Queue,
-        event: &'static str,
+        event: Notice,
         mut held: HeldView,
     ) -> Result<(), StoreError> {
         let Some(from) = &trigger.from else {
@@ -641,13 +639,14 @@ impl Notifier {
             }),
             support: self.support(&facts.queue),
         };
-        let rendered = match self
-            .templates
-            .render(delivery.event, &delivery.language, &ctx)
-        {
+        let rendered = match self.templates.render(
+            delivery.event.as_str(),
+            &delivery.language,
+            &ctx,
+        ) {
             Ok(r) => r,
             Err(e) => {
-                error!(event = delivery.event, recipient = to, error = %e, "notification not sent: its template failed");
+                error!(event = %delivery.event, recipient = to, error = %e, "notification not sent: its template failed");
                 return Ok(());
             }
         };
@@ -672,7 +671,7 @@ impl Notifier {
         let bytes = match bytes {
             Ok(b) => b,
             Err(e) => {
-                error!(event = delivery.event, recipient = to, error = %e, "notification not sent");
+                error!(event = %delivery.event, recipient = to, error = %e, "notification not sent");
                 return Ok(());
             }
         };
@@ -702,7 +701,7 @@ impl Notifier {
         conn: &mut Conn,
         to: &str,
         trigger: Option<&InboundMail>,
-        event: &str,
+        event: Notice,
     ) -> Result<bool, StoreError> {
         if let Some(mail) = trigger
             && mail.from.as_ref().is_some_and(|f| f.address == to)
@@ -710,7 +709,7 @@ impl Notifier {
         {
             warn!(
                 recipient = to,
-                event, "no automatic mail to mailing-list mail"
+                event = %event, "no automatic mail to mailing-list mail"
             );
             return Ok(false);
         }
@@ -723,13 +722,13 @@ impl Notifier {
         if history.bounced {
             warn!(
                 recipient = to,
-                event,
+                event = %event,
                 "no automatic mail: a delivery report proved mail to this address fails \
                  (`ticketd address clear {to}` lifts the flag)"
             );
             return Ok(false);
         }
-        if event.starts_with("agent_") {
+        if event.for_agents() {
             return Ok(true);
         }
         let limit = i64::from(self.settings.notify.max_auto_per_sender_per_hour);
@@ -737,7 +736,7 @@ impl Notifier {
         if sent >= limit {
             warn!(
                 recipient = to,
-                event,
+                event = %event,
                 limit,
                 "automatic mail suppressed: notify.max_auto_per_sender_per_hour reached for this address"
             );
@@ -884,7 +883,7 @@ fn threading(thread: &[String], trigger: Option<&InboundMail>) -> (Option<String
     (parent, references)
 }
 
-fn new_message_id(event: &str, facts: &Facts, domain: &str) -> String {
+fn new_message_id(event: Notice, facts: &Facts, domain: &str) -> String {
     let subject = match (facts.ticket_id, facts.held_id) {
         (Some(t), _) => format!("t{t}"),
         (None, Some(h)) => format!("h{h}"),

@@ -8,18 +8,18 @@ use std::path::Path;
 use minijinja::{AutoEscape, Environment, UndefinedBehavior, Value};
 use serde::Serialize;
 
+use crate::store::outbox::Notice;
+
 /// The events that send mail, one template pair (`.txt.j2`, `.html.j2`) each.
-pub const EVENTS: [&str; 9] = [
-    "ticket_received",
-    "agent_reply",
-    "status_changed",
-    "message_held",
-    "reminder",
-    "agent_new_ticket",
-    "agent_customer_reply",
-    "agent_note",
-    "commands_rejected",
-];
+pub const EVENTS: [&str; Notice::ALL.len()] = {
+    let mut names = [""; Notice::ALL.len()];
+    let mut i = 0;
+    while i < names.len() {
+        names[i] = Notice::ALL[i].as_str();
+        i += 1;
+    }
+    names
+};
 
 /// The languages ticketd ships templates for.
 pub const SHIPPED_LANGUAGES: [&str; 5] = ["en", "fr", "es", "ja", "sv"];

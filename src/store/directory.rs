@@ -58,6 +58,13 @@ pub enum ContactState {
 }
 
 impl ContactState {
+    pub const ALL: [ContactState; 3] = [
+        ContactState::Active,
+        ContactState::Locked,
+        ContactState::Inactive,
+    ];
+
+    /// The one spelling stored and shown.
     pub fn as_str(self) -> &'static str {
         match self {
             ContactState::Active => "active",
@@ -65,15 +72,10 @@ impl ContactState {
             ContactState::Inactive => "inactive",
         }
     }
-
-    fn parse(s: &str) -> ContactState {
-        match s {
-            "locked" => ContactState::Locked,
-            "inactive" => ContactState::Inactive,
-            _ => ContactState::Active,
-        }
-    }
 }
+
+decoded_fail_closed!(ContactState, "contact state");
+decoded_fail_closed!(Role, "contact role");
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Contact {
@@ -97,17 +99,19 @@ struct ContactRow {
     language: Option<String>,
 }
 
-impl From<ContactRow> for Contact {
-    fn from(r: ContactRow) -> Self {
-        Contact {
+impl TryFrom<ContactRow> for Contact {
+    type Error = StoreError;
+
+    fn try_from(r: ContactRow) -> Result<Contact, StoreError> {
+        Ok(Contact {
             id: r.id,
             email: r.email,
             name: r.name,
             organization_id: r.organization_id,
-            roles: parse_roles(&r.roles),
-            state: ContactState::parse(&r.state),
+            roles: parse_roles(&r.roles)?,
+            state: ContactState::try_from(r.state.as_str())?,
             language: r.language,
-        }
+        })
     }
 }
 
@@ -172,9 +176,11 @@ pub fn roles_text(roles: &[Role]) -> String {
         .join(",")
 }
 
-fn parse_roles(text: &str) -> Vec<Role> {
+/// The roles stored as `admin,support`; an unknown one is an error.
+fn parse_roles(text: &str) -> Result<Vec<Role>, StoreError> {
     text.split(',')
-        .filter_map(|r| r.parse::<Role>().ok())
+        .filter(|r| !r.is_empty())
+        .map(Role::try_from)
         .collect()
 }
 
@@ -301,16 +307,16 @@ pub async fn list_organizations(conn: &mut Conn) -> Result<Vec<OrganizationListi
     )
     .fetch_all(&mut *conn)
     .await?;
-    let domains =
-        sqlx::query("SELECT organization_id, domain FROM organization_domains ORDER BY domain")
+    let domains: Vec<(i64, String)> =
+        sqlx::query_as("SELECT organization_id, domain FROM organization_domains ORDER BY domain")
             .fetch_all(&mut *conn)
             .await?;
-    let notify = sqlx::query(
+    let notify: Vec<(i64, String)> = sqlx::query_as(
         "SELECT organization_id, address FROM organization_notify_addresses ORDER BY address",
     )
     .fetch_all(&mut *conn)
     .await?;
-    let counts = sqlx::query(
+    let counts: Vec<(i64, i64)> = sqlx::query_as(
         "SELECT organization_id, COUNT(*) FROM contacts WHERE organization_id IS NOT NULL
          GROUP BY organization_id",
     )
@@ -318,10 +324,10 @@ pub async fn list_organizations(conn: &mut Conn) -> Result<Vec<OrganizationListi
     .await?;
     let names: std::collections::HashMap<i64, String> =
         orgs.iter().map(|o| (o.id, o.name.clone())).collect();
-    let pick = |rows: &[sqlx::any::AnyRow], id: i64| -> Vec<String> {
+    let pick = |rows: &[(i64, String)], id: i64| -> Vec<String> {
         rows.iter()
-            .filter(|r| r.get::<i64, _>(0) == id)
-            .map(|r| r.get::<String, _>(1))
+            .filter(|(org, _)| *org == id)
+            .map(|(_, value)| value.clone())
             .collect()
     };
     Ok(orgs
@@ -334,8 +340,8 @@ pub async fn list_organizations(conn: &mut Conn) -> Result<Vec<OrganizationListi
             shares_tickets: o.shares_tickets != 0,
             contacts: counts
                 .iter()
-                .find(|r| r.get::<i64, _>(0) == o.id)
-                .map(|r| r.get::<i64, _>(1))
+                .find(|(org, _)| *org == o.id)
+                .map(|(_, count)| *count)
                 .unwrap_or(0),
             name: o.name,
             language: o.language,
@@ -354,10 +360,14 @@ pub struct Identity {
 }
 
 pub async fn identify(conn: &mut Conn, email: &str, domain: &str) -> Result<Identity, StoreError> {
-    let row = sqlx::query(
-        "SELECT a.id, a.email, a.name, a.active, a.is_admin,
-                c.id, c.email, c.name, c.organization_id, c.roles, c.state, c.language,
-                o.id, o.name, o.parent_id, o.shares_tickets, o.language
+    let row: IdentityRow = sqlx::query_as(
+        "SELECT a.id AS agent_id, a.email AS agent_email, a.name AS agent_name,
+                a.active AS agent_active, a.is_admin AS agent_is_admin,
+                c.id AS contact_id, c.email AS contact_email, c.name AS contact_name,
+                c.organization_id AS contact_organization_id, c.roles AS contact_roles,
+                c.state AS contact_state, c.language AS contact_language,
+                o.id AS org_id, o.name AS org_name, o.parent_id AS org_parent_id,
+                o.shares_tickets AS org_shares_tickets, o.language AS org_language
          FROM (SELECT 1 AS one) x
          LEFT JOIN agents a ON a.email = $1
          LEFT JOIN contacts c ON c.email = $1
@@ -370,34 +380,65 @@ pub async fn identify(conn: &mut Conn, email: &str, domain: &str) -> Result<Iden
     .bind(domain)
     .fetch_one(&mut *conn)
     .await?;
-    let agent = row.get::<Option<i64>, _>(0).map(|id| Agent {
-        id,
-        email: row.get(1),
-        name: row.get(2),
-        active: row.get::<i64, _>(3) != 0,
-        is_admin: row.get::<i64, _>(4) != 0,
-    });
-    let contact = row.get::<Option<i64>, _>(5).map(|id| Contact {
-        id,
-        email: row.get(6),
-        name: row.get(7),
-        organization_id: row.get(8),
-        roles: parse_roles(&row.get::<String, _>(9)),
-        state: ContactState::parse(&row.get::<String, _>(10)),
-        language: row.get(11),
-    });
-    let organization = row.get::<Option<i64>, _>(12).map(|id| Organization {
-        id,
-        name: row.get(13),
-        parent_id: row.get(14),
-        shares_tickets: row.get::<i64, _>(15) != 0,
-        language: row.get(16),
-    });
+    let agent = match (row.agent_id, row.agent_email) {
+        (Some(id), Some(email)) => Some(Agent {
+            id,
+            email,
+            name: row.agent_name,
+            active: row.agent_active.unwrap_or(0) != 0,
+            is_admin: row.agent_is_admin.unwrap_or(0) != 0,
+        }),
+        _ => None,
+    };
+    let contact = match (row.contact_id, row.contact_email) {
+        (Some(id), Some(email)) => Some(Contact {
+            id,
+            email,
+            name: row.contact_name,
+            organization_id: row.contact_organization_id,
+            roles: parse_roles(row.contact_roles.as_deref().unwrap_or(""))?,
+            state: ContactState::try_from(row.contact_state.as_deref().unwrap_or(""))?,
+            language: row.contact_language,
+        }),
+        _ => None,
+    };
+    let organization = match (row.org_id, row.org_name) {
+        (Some(id), Some(name)) => Some(Organization {
+            id,
+            name,
+            parent_id: row.org_parent_id,
+            shares_tickets: row.org_shares_tickets.unwrap_or(0) != 0,
+            language: row.org_language,
+        }),
+        _ => None,
+    };
     Ok(Identity {
         agent,
         contact,
         organization,
     })
+}
+
+/// One row of [`identify`]: each part is all NULL when there is none.
+#[derive(FromRow)]
+struct IdentityRow {
+    agent_id: Option<i64>,
+    agent_email: Option<String>,
+    agent_name: Option<String>,
+    agent_active: Option<i64>,
+    agent_is_admin: Option<i64>,
+    contact_id: Option<i64>,
+    contact_email: Option<String>,
+    contact_name: Option<String>,
+    contact_organization_id: Option<i64>,
+    contact_roles: Option<String>,
+    contact_state: Option<String>,
+    contact_language: Option<String>,
+    org_id: Option<i64>,
+    org_name: Option<String>,
+    org_parent_id: Option<i64>,
+    org_shares_tickets: Option<i64>,
+    org_language: Option<String>,
 }
 
 // ---- contacts ----
@@ -409,7 +450,7 @@ pub async fn contact_by_email(conn: &mut Conn, email: &str) -> Result<Option<Con
     .bind(email)
     .fetch_optional(&mut *conn)
     .await?;
-    Ok(row.map(Into::into))
+    row.map(Contact::try_from).transpose()
 }
 
 pub async fn create_contact(
@@ -456,8 +497,8 @@ pub async fn list_contacts(
     conn: &mut Conn,
     organization_id: Option<i64>,
 ) -> Result<Vec<ContactListing>, StoreError> {
-    let rows = sqlx::query(
-        "SELECT c.email, c.name, o.name, c.roles, c.state, c.language
+    let rows: Vec<ContactListingRow> = sqlx::query_as(
+        "SELECT c.email, c.name, o.name AS organization, c.roles, c.state, c.language
          FROM contacts c LEFT JOIN organizations o ON o.id = c.organization_id
          WHERE ($1 IS NULL OR c.organization_id = $1)
          ORDER BY c.email",
@@ -465,17 +506,28 @@ pub async fn list_contacts(
     .bind(organization_id)
     .fetch_all(&mut *conn)
     .await?;
-    Ok(rows
-        .iter()
-        .map(|r| ContactListing {
-            email: r.get(0),
-            name: r.get(1),
-            organization: r.get(2),
-            roles: parse_roles(&r.get::<String, _>(3)),
-            state: ContactState::parse(&r.get::<String, _>(4)),
-            language: r.get(5),
+    rows.into_iter()
+        .map(|r| {
+            Ok(ContactListing {
+                roles: parse_roles(&r.roles)?,
+                state: ContactState::try_from(r.state.as_str())?,
+                email: r.email,
+                name: r.name,
+                organization: r.organization,
+                language: r.language,
+            })
         })
-        .collect())
+        .collect()
+}
+
+#[derive(FromRow)]
+struct ContactListingRow {
+    email: String,
+    name: Option<String>,
+    organization: Option<String>,
+    roles: String,
+    state: String,
+    language: Option<String>,
 }
 
 // ---- agents ----
@@ -526,7 +578,33 @@ mod tests {
     fn roles_round_trip_sorted_and_deduplicated() {
         let text = roles_text(&[Role::Support, Role::Admin, Role::Support]);
         assert_eq!(text, "admin,support");
-        assert_eq!(parse_roles(&text), vec![Role::Admin, Role::Support]);
-        assert_eq!(parse_roles(""), Vec::<Role>::new());
+        assert_eq!(
+            parse_roles(&text).expect("known roles"),
+            vec![Role::Admin, Role::Support]
+        );
+        assert_eq!(parse_roles("").expect("none"), Vec::<Role>::new());
+    }
+
+    #[test]
+    fn an_unknown_stored_role_or_state_is_an_error_not_a_default() {
+        for role in Role::ALL {
+            assert_eq!(Role::try_from(role.as_str()).expect("known"), role);
+        }
+        assert!(matches!(
+            parse_roles("admin,owner"),
+            Err(StoreError::Corrupt(m)) if m.contains("owner")
+        ));
+        for state in ContactState::ALL {
+            assert_eq!(
+                ContactState::try_from(state.as_str()).expect("known"),
+                state
+            );
+        }
+        for unknown in ["banned", "Active", ""] {
+            assert!(matches!(
+                ContactState::try_from(unknown),
+                Err(StoreError::Corrupt(_))
+            ));
+        }
     }
 }

@@ -4,6 +4,7 @@ use serde::Serialize;
 use sqlx::{FromRow, Row};
 
 use super::{Conn, StoreError, flag};
+use crate::mail::Classification;
 
 pub struct NewRaw<'a> {
     pub sha256: &'a str,
@@ -93,9 +94,107 @@ pub async fn raw_message(conn: &mut Conn, sha256: &str) -> Result<Option<StoredR
     }))
 }
 
+/// Why a message is held, stored as `reason_code`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HoldCode {
+    TooLarge,
+    NoSender,
+    AutoReply,
+    Bounce,
+    Loop,
+    Spam,
+    Locked,
+    Inactive,
+    RoleNotPermitted,
+    UnknownSender,
+    Rejected,
+    /// Input a source delivered that the pipeline could not process (not a message, a bug).
+    Unprocessable,
+    /// Reading it took longer than `limits.message_budget_secs`.
+    TooCostly,
+    /// From an agent's address, without proof that the agent sent it.
+    AgentUnverified,
+    /// An agent's commands did not all parse: nothing of the mail was applied.
+    CommandsRejected,
+}
+
+impl HoldCode {
+    pub const ALL: [HoldCode; 15] = [
+        HoldCode::TooLarge,
+        HoldCode::NoSender,
+        HoldCode::AutoReply,
+        HoldCode::Bounce,
+        HoldCode::Loop,
+        HoldCode::Spam,
+        HoldCode::Locked,
+        HoldCode::Inactive,
+        HoldCode::RoleNotPermitted,
+        HoldCode::UnknownSender,
+        HoldCode::Rejected,
+        HoldCode::Unprocessable,
+        HoldCode::TooCostly,
+        HoldCode::AgentUnverified,
+        HoldCode::CommandsRejected,
+    ];
+
+    /// The one spelling stored and shown.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HoldCode::TooLarge => "too_large",
+            HoldCode::NoSender => "no_sender",
+            HoldCode::AutoReply => "auto_reply",
+            HoldCode::Bounce => "bounce",
+            HoldCode::Loop => "loop",
+            HoldCode::Spam => "spam",
+            HoldCode::Locked => "locked",
+            HoldCode::Inactive => "inactive",
+            HoldCode::RoleNotPermitted => "role_not_permitted",
+            HoldCode::UnknownSender => "unknown_sender",
+            HoldCode::Rejected => "rejected",
+            HoldCode::Unprocessable => "unprocessable",
+            HoldCode::TooCostly => "too_costly",
+            HoldCode::AgentUnverified => "agent_unverified",
+            HoldCode::CommandsRejected => "commands_rejected",
+        }
+    }
+
+    /// Whether the sender is told why (`message_held`): a person who can do
+    /// something about it. Automatic mail, oversized or unreadable input get
+    /// no answer, and a refused agent gets `commands_rejected` instead.
+    pub fn tells_sender(self) -> bool {
+        matches!(
+            self,
+            HoldCode::Locked
+                | HoldCode::Inactive
+                | HoldCode::RoleNotPermitted
+                | HoldCode::UnknownSender
+                | HoldCode::Rejected
+        )
+    }
+
+    /// The code for mail that was classified as not written by a person.
+    pub fn for_classification(c: Classification) -> HoldCode {
+        match c {
+            Classification::AutoReply => HoldCode::AutoReply,
+            Classification::Bounce => HoldCode::Bounce,
+            Classification::Loop => HoldCode::Loop,
+            _ => HoldCode::Spam,
+        }
+    }
+}
+
+decoded_fail_closed!(HoldCode, "hold reason");
+
+impl std::fmt::Display for HoldCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
 pub struct NewHeld<'a> {
     pub raw_sha256: &'a str,
-    pub reason_code: &'a str,
+    pub reason_code: HoldCode,
     pub reason: &'a str,
     pub sender: Option<&'a str>,
     pub subject: Option<&'a str>,
@@ -108,7 +207,7 @@ pub async fn hold(conn: &mut Conn, held: &NewHeld<'_>, now: i64) -> Result<i64, 
          VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
     )
     .bind(held.raw_sha256)
-    .bind(held.reason_code)
+    .bind(held.reason_code.as_str())
     .bind(held.reason)
     .bind(held.sender)
     .bind(held.subject)
@@ -123,11 +222,11 @@ pub async fn hold(conn: &mut Conn, held: &NewHeld<'_>, now: i64) -> Result<i64, 
 pub async fn update_hold_reason(
     conn: &mut Conn,
     id: i64,
-    reason_code: &str,
+    reason_code: HoldCode,
     reason: &str,
 ) -> Result<(), StoreError> {
     sqlx::query("UPDATE held_messages SET reason_code = $1, reason = $2 WHERE id = $3")
-        .bind(reason_code)
+        .bind(reason_code.as_str())
         .bind(reason)
         .bind(id)
         .execute(&mut *conn)
@@ -135,11 +234,11 @@ pub async fn update_hold_reason(
     Ok(())
 }
 
-#[derive(Debug, Clone, Serialize, FromRow)]
+#[derive(Debug, Clone, Serialize)]
 pub struct HeldMessage {
     pub id: i64,
     pub raw_sha256: String,
-    pub reason_code: String,
+    pub reason_code: HoldCode,
     pub reason: String,
     pub sender: Option<String>,
     pub subject: Option<String>,
@@ -152,15 +251,51 @@ pub struct HeldMessage {
     pub resolution: Option<String>,
 }
 
+#[derive(FromRow)]
+struct HeldRow {
+    id: i64,
+    raw_sha256: String,
+    reason_code: String,
+    reason: String,
+    sender: Option<String>,
+    subject: Option<String>,
+    queue_id: Option<i64>,
+    ticket_id: Option<i64>,
+    created_at: i64,
+    resolved_at: Option<i64>,
+    resolution: Option<String>,
+}
+
+impl TryFrom<HeldRow> for HeldMessage {
+    type Error = StoreError;
+
+    fn try_from(r: HeldRow) -> Result<HeldMessage, StoreError> {
+        Ok(HeldMessage {
+            reason_code: HoldCode::try_from(r.reason_code.as_str())?,
+            id: r.id,
+            raw_sha256: r.raw_sha256,
+            reason: r.reason,
+            sender: r.sender,
+            subject: r.subject,
+            queue_id: r.queue_id,
+            ticket_id: r.ticket_id,
+            created_at: r.created_at,
+            resolved_at: r.resolved_at,
+            resolution: r.resolution,
+        })
+    }
+}
+
 pub async fn held(conn: &mut Conn, id: i64) -> Result<Option<HeldMessage>, StoreError> {
-    Ok(sqlx::query_as(
+    let row: Option<HeldRow> = sqlx::query_as(
         "SELECT id, raw_sha256, reason_code, reason, sender, subject, queue_id, ticket_id,
                 created_at, resolved_at, resolution
          FROM held_messages WHERE id = $1",
     )
     .bind(id)
     .fetch_optional(&mut *conn)
-    .await?)
+    .await?;
+    row.map(HeldMessage::try_from).transpose()
 }
 
 /// Held messages, oldest first; resolved ones only when asked.
@@ -168,14 +303,15 @@ pub async fn list_held(
     conn: &mut Conn,
     include_resolved: bool,
 ) -> Result<Vec<HeldMessage>, StoreError> {
-    Ok(sqlx::query_as(
+    let rows: Vec<HeldRow> = sqlx::query_as(
         "SELECT id, raw_sha256, reason_code, reason, sender, subject, queue_id, ticket_id,
                 created_at, resolved_at, resolution
          FROM held_messages WHERE ($1 = 1 OR resolved_at IS NULL) ORDER BY id",
     )
     .bind(i64::from(include_resolved))
     .fetch_all(&mut *conn)
-    .await?)
+    .await?;
+    rows.into_iter().map(HeldMessage::try_from).collect()
 }
 
 /// Marks a held message released (into `ticket_id`) or discarded.
@@ -197,4 +333,39 @@ pub async fn resolve_held(
     .execute(&mut *conn)
     .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unknown_stored_hold_code_is_an_error_not_a_default() {
+        for code in HoldCode::ALL {
+            assert_eq!(HoldCode::try_from(code.as_str()).expect("known"), code);
+        }
+        assert!(matches!(
+            HoldCode::try_from("quarantined"),
+            Err(StoreError::Corrupt(m)) if m.contains("quarantined")
+        ));
+    }
+
+    #[test]
+    fn only_people_who_can_act_are_told_why_their_mail_is_held() {
+        let told: Vec<&str> = HoldCode::ALL
+            .into_iter()
+            .filter(|c| c.tells_sender())
+            .map(HoldCode::as_str)
+            .collect();
+        assert_eq!(
+            told,
+            [
+                "locked",
+                "inactive",
+                "role_not_permitted",
+                "unknown_sender",
+                "rejected"
+            ]
+        );
+    }
 }

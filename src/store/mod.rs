@@ -4,6 +4,26 @@
 //! accept through the Any driver. Flags are 0/1 integers and timestamps Unix
 //! seconds, the types the Any driver maps the same way on both.
 
+/// Reads a domain value back from its one stored spelling (`Type::ALL` and
+/// `as_str`): an unknown spelling is [`StoreError::Corrupt`], never a default.
+macro_rules! decoded_fail_closed {
+    ($ty:ty, $what:literal) => {
+        impl TryFrom<&str> for $ty {
+            type Error = $crate::store::StoreError;
+
+            fn try_from(stored: &str) -> Result<Self, Self::Error> {
+                <$ty>::ALL
+                    .iter()
+                    .copied()
+                    .find(|value| value.as_str() == stored)
+                    .ok_or_else(|| {
+                        $crate::store::StoreError::Corrupt(format!("unknown {} `{stored}`", $what))
+                    })
+            }
+        }
+    };
+}
+
 pub mod checkpoint;
 pub mod directory;
 pub mod durable;
@@ -62,6 +82,9 @@ pub enum StoreError {
     Setup(String),
     #[error("database migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A stored value this version does not know (written by a newer one, or by hand).
+    #[error("the store holds a value this version of ticketd does not know: {0}")]
+    Corrupt(String),
     /// What was committed could not be made durable (EIO, ENOSPC): nothing may be acknowledged.
     #[error("cannot make the store durable on disk: {0}")]
     Sync(String),

@@ -5,10 +5,110 @@ use sqlx::{FromRow, Row};
 
 use super::{Conn, StoreError, flag};
 
+/// Which notification a mail is, stored as the outbox's `kind`: one template
+/// pair (`<name>.txt.j2`, `<name>.html.j2`) each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Notice {
+    TicketReceived,
+    AgentReply,
+    StatusChanged,
+    MessageHeld,
+    Reminder,
+    AgentNewTicket,
+    AgentCustomerReply,
+    AgentNote,
+    CommandsRejected,
+}
+
+impl Notice {
+    pub const ALL: [Notice; 9] = [
+        Notice::TicketReceived,
+        Notice::AgentReply,
+        Notice::StatusChanged,
+        Notice::MessageHeld,
+        Notice::Reminder,
+        Notice::AgentNewTicket,
+        Notice::AgentCustomerReply,
+        Notice::AgentNote,
+        Notice::CommandsRejected,
+    ];
+
+    /// The one spelling stored, and the template's name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Notice::TicketReceived => "ticket_received",
+            Notice::AgentReply => "agent_reply",
+            Notice::StatusChanged => "status_changed",
+            Notice::MessageHeld => "message_held",
+            Notice::Reminder => "reminder",
+            Notice::AgentNewTicket => "agent_new_ticket",
+            Notice::AgentCustomerReply => "agent_customer_reply",
+            Notice::AgentNote => "agent_note",
+            Notice::CommandsRejected => "commands_rejected",
+        }
+    }
+
+    /// Whether it tells a ticket's agents about the ticket (and so is not held
+    /// to the customer side's hourly limit). `agent_reply` is an agent's words
+    /// to a customer; `commands_rejected` answers one sender, as
+    /// `message_held` does.
+    pub fn for_agents(self) -> bool {
+        matches!(
+            self,
+            Notice::AgentNewTicket | Notice::AgentCustomerReply | Notice::AgentNote
+        )
+    }
+}
+
+decoded_fail_closed!(Notice, "notification kind");
+
+impl std::fmt::Display for Notice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+/// Where an outbox entry stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutboxStatus {
+    /// Waiting for its (next) attempt.
+    Pending,
+    Sent,
+    /// Given up: `outbox retry` makes it pending again.
+    Failed,
+}
+
+impl OutboxStatus {
+    pub const ALL: [OutboxStatus; 3] = [
+        OutboxStatus::Pending,
+        OutboxStatus::Sent,
+        OutboxStatus::Failed,
+    ];
+
+    /// The one spelling stored and shown.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutboxStatus::Pending => "pending",
+            OutboxStatus::Sent => "sent",
+            OutboxStatus::Failed => "failed",
+        }
+    }
+}
+
+decoded_fail_closed!(OutboxStatus, "outbox status");
+
+impl std::fmt::Display for OutboxStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
 pub struct NewOutbox<'a> {
     pub ticket_id: Option<i64>,
     pub held_id: Option<i64>,
-    pub kind: &'a str,
+    pub kind: Notice,
     pub automatic: bool,
     pub mail_from: &'a str,
     pub recipient: &'a str,
@@ -25,7 +125,7 @@ pub async fn enqueue(conn: &mut Conn, item: &NewOutbox<'_>, now: i64) -> Result<
     )
     .bind(item.ticket_id)
     .bind(item.held_id)
-    .bind(item.kind)
+    .bind(item.kind.as_str())
     .bind(flag(item.automatic))
     .bind(item.mail_from)
     .bind(item.recipient)
@@ -124,15 +224,15 @@ pub async fn record_attempt(
     Ok(())
 }
 
-#[derive(Debug, Clone, Serialize, FromRow)]
+#[derive(Debug, Clone, Serialize)]
 pub struct OutboxEntry {
     pub id: i64,
     pub ticket_id: Option<i64>,
-    pub kind: String,
+    pub kind: Notice,
     pub recipient: String,
     pub subject: String,
     pub message_id: String,
-    pub status: String,
+    pub status: OutboxStatus,
     pub attempts: i64,
     #[serde(serialize_with = "super::serialize_time")]
     pub next_attempt_at: i64,
@@ -143,25 +243,63 @@ pub struct OutboxEntry {
     pub sent_at: Option<i64>,
 }
 
+#[derive(FromRow)]
+struct OutboxRow {
+    id: i64,
+    ticket_id: Option<i64>,
+    kind: String,
+    recipient: String,
+    subject: String,
+    message_id: String,
+    status: String,
+    attempts: i64,
+    next_attempt_at: i64,
+    last_error: Option<String>,
+    created_at: i64,
+    sent_at: Option<i64>,
+}
+
+impl TryFrom<OutboxRow> for OutboxEntry {
+    type Error = StoreError;
+
+    fn try_from(r: OutboxRow) -> Result<OutboxEntry, StoreError> {
+        Ok(OutboxEntry {
+            kind: Notice::try_from(r.kind.as_str())?,
+            status: OutboxStatus::try_from(r.status.as_str())?,
+            id: r.id,
+            ticket_id: r.ticket_id,
+            recipient: r.recipient,
+            subject: r.subject,
+            message_id: r.message_id,
+            attempts: r.attempts,
+            next_attempt_at: r.next_attempt_at,
+            last_error: r.last_error,
+            created_at: r.created_at,
+            sent_at: r.sent_at,
+        })
+    }
+}
+
 /// Outbox entries, newest first, optionally of one status.
 pub async fn list(
     conn: &mut Conn,
-    status: Option<&str>,
+    status: Option<OutboxStatus>,
     limit: i64,
 ) -> Result<Vec<OutboxEntry>, StoreError> {
-    Ok(sqlx::query_as(
+    let rows: Vec<OutboxRow> = sqlx::query_as(
         "SELECT id, ticket_id, kind, recipient, subject, message_id, status, attempts, next_attempt_at,
                 last_error, created_at, sent_at
          FROM outbox WHERE ($1 IS NULL OR status = $1) ORDER BY id DESC LIMIT $2",
     )
-    .bind(status)
+    .bind(status.map(OutboxStatus::as_str))
     .bind(limit)
     .fetch_all(&mut *conn)
-    .await?)
+    .await?;
+    rows.into_iter().map(OutboxEntry::try_from).collect()
 }
 
 pub async fn get(conn: &mut Conn, id: i64) -> Result<Option<(OutboxEntry, Vec<u8>)>, StoreError> {
-    let entry: Option<OutboxEntry> = sqlx::query_as(
+    let entry: Option<OutboxRow> = sqlx::query_as(
         "SELECT id, ticket_id, kind, recipient, subject, message_id, status, attempts, next_attempt_at,
                 last_error, created_at, sent_at
          FROM outbox WHERE id = $1",
@@ -169,7 +307,9 @@ pub async fn get(conn: &mut Conn, id: i64) -> Result<Option<(OutboxEntry, Vec<u8
     .bind(id)
     .fetch_optional(&mut *conn)
     .await?;
-    let Some(entry) = entry else { return Ok(None) };
+    let Some(entry) = entry.map(OutboxEntry::try_from).transpose()? else {
+        return Ok(None);
+    };
     let bytes = sqlx::query("SELECT bytes FROM outbox WHERE id = $1")
         .bind(id)
         .fetch_one(&mut *conn)
@@ -242,22 +382,43 @@ pub async fn automatic_history(
 }
 
 /// A notification we enqueued: what a delivery report about it needs.
-#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Notification {
     pub id: i64,
     pub ticket_id: Option<i64>,
-    pub kind: String,
+    pub kind: Notice,
     pub recipient: String,
+}
+
+#[derive(FromRow)]
+struct NotificationRow {
+    id: i64,
+    ticket_id: Option<i64>,
+    kind: String,
+    recipient: String,
+}
+
+impl TryFrom<NotificationRow> for Notification {
+    type Error = StoreError;
+
+    fn try_from(r: NotificationRow) -> Result<Notification, StoreError> {
+        Ok(Notification {
+            kind: Notice::try_from(r.kind.as_str())?,
+            id: r.id,
+            ticket_id: r.ticket_id,
+            recipient: r.recipient,
+        })
+    }
 }
 
 /// The notification with outbox id `id`.
 pub async fn notification(conn: &mut Conn, id: i64) -> Result<Option<Notification>, StoreError> {
-    Ok(
+    let row: Option<NotificationRow> =
         sqlx::query_as("SELECT id, ticket_id, kind, recipient FROM outbox WHERE id = $1")
             .bind(id)
             .fetch_optional(&mut *conn)
-            .await?,
-    )
+            .await?;
+    row.map(Notification::try_from).transpose()
 }
 
 /// The notification that carried a Message-ID.
@@ -265,12 +426,12 @@ pub async fn by_message_id(
     conn: &mut Conn,
     message_id: &str,
 ) -> Result<Option<Notification>, StoreError> {
-    Ok(
+    let row: Option<NotificationRow> =
         sqlx::query_as("SELECT id, ticket_id, kind, recipient FROM outbox WHERE message_id = $1")
             .bind(message_id)
             .fetch_optional(&mut *conn)
-            .await?,
-    )
+            .await?;
+    row.map(Notification::try_from).transpose()
 }
 
 /// Flags `address`: no automatic mail reaches it until the flag expires or is cleared.
@@ -377,6 +538,70 @@ mod tests {
                 .await
                 .expect("history")
                 .bounced
+        );
+    }
+
+    #[test]
+    fn an_unknown_stored_kind_or_status_is_an_error_not_a_default() {
+        for notice in Notice::ALL {
+            assert_eq!(Notice::try_from(notice.as_str()).expect("known"), notice);
+        }
+        for status in OutboxStatus::ALL {
+            assert_eq!(
+                OutboxStatus::try_from(status.as_str()).expect("known"),
+                status
+            );
+        }
+        assert!(matches!(
+            Notice::try_from("weekly_digest"),
+            Err(StoreError::Corrupt(_))
+        ));
+        assert!(matches!(
+            OutboxStatus::try_from("sending"),
+            Err(StoreError::Corrupt(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_row_of_a_newer_version_is_reported_not_misread() {
+        let store = Store::open(&StoreSettings {
+            url: "sqlite::memory:".into(),
+            max_connections: 1,
+            connect_timeout_secs: 5,
+        })
+        .await
+        .expect("store");
+        let mut conn = store.conn().await.expect("conn");
+        let id = enqueue(
+            &mut conn,
+            &NewOutbox {
+                ticket_id: None,
+                held_id: None,
+                kind: Notice::Reminder,
+                automatic: true,
+                mail_from: "support@example.com",
+                recipient: "jane@acme.example",
+                message_id: "n1@example.com",
+                subject: "s",
+                bytes: b"x",
+            },
+            1,
+        )
+        .await
+        .expect("enqueue");
+        let listed = list(&mut conn, Some(OutboxStatus::Pending), 10).await;
+        assert_eq!(listed.expect("list")[0].kind, Notice::Reminder);
+        sqlx::query("UPDATE outbox SET kind = 'weekly_digest' WHERE id = $1")
+            .bind(id)
+            .execute(&mut *conn)
+            .await
+            .expect("update");
+        let error = list(&mut conn, None, 10).await.expect_err("unknown kind");
+        assert!(
+            error
+                .to_string()
+                .contains("notification kind `weekly_digest`"),
+            "{error}"
         );
     }
 }

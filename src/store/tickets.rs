@@ -56,13 +56,11 @@ impl std::str::FromStr for Status {
 
 impl std::fmt::Display for Status {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
+        f.pad(self.as_str())
     }
 }
 
-fn parse_status(s: &str) -> Status {
-    s.parse().unwrap_or(Status::Open)
-}
+decoded_fail_closed!(Status, "ticket status");
 
 /// How urgent a ticket is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -105,9 +103,11 @@ impl std::str::FromStr for Priority {
     }
 }
 
+decoded_fail_closed!(Priority, "ticket priority");
+
 impl std::fmt::Display for Priority {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
+        f.pad(self.as_str())
     }
 }
 
@@ -138,47 +138,73 @@ pub struct Ticket {
     pub updated_at: i64,
 }
 
-const TICKET_SELECT: &str =
-    "SELECT t.id, t.status, t.subject, t.requester_email, t.requester_contact_id,
-        t.organization_id, o.name, COALESCE(o.shares_tickets, 0), t.queue_id, q.name, t.follows_up,
-        (SELECT COUNT(*) FROM messages m WHERE m.ticket_id = t.id), t.created_at, t.updated_at,
-        t.priority, t.assignee_id, a.email, t.merged_into
+const TICKET_SELECT: &str = "SELECT t.id, t.status, t.subject, t.requester_email,
+        t.requester_contact_id, t.organization_id, o.name AS organization,
+        COALESCE(o.shares_tickets, 0) AS organization_shares_tickets, t.queue_id, q.name AS queue,
+        t.follows_up, (SELECT COUNT(*) FROM messages m WHERE m.ticket_id = t.id) AS message_count,
+        t.created_at, t.updated_at, t.priority, t.assignee_id, a.email AS assignee, t.merged_into
     FROM tickets t
     JOIN queues q ON q.id = t.queue_id
     LEFT JOIN organizations o ON o.id = t.organization_id
     LEFT JOIN agents a ON a.id = t.assignee_id";
 
-fn ticket_from_row(r: &sqlx::any::AnyRow) -> Ticket {
-    Ticket {
-        id: r.get(0),
-        status: parse_status(&r.get::<String, _>(1)),
-        subject: r.get(2),
-        requester: r.get(3),
-        requester_contact_id: r.get(4),
-        organization_id: r.get(5),
-        organization: r.get(6),
-        organization_shares_tickets: r.get::<i64, _>(7) != 0,
-        queue_id: r.get(8),
-        queue: r.get(9),
-        follows_up: r.get(10),
-        message_count: r.get(11),
-        created_at: r.get(12),
-        updated_at: r.get(13),
-        priority: r.get::<String, _>(14).parse().unwrap_or(Priority::Normal),
-        assignee_id: r.get(15),
-        assignee: r.get(16),
-        merged_into: r.get(17),
+#[derive(FromRow)]
+struct TicketRow {
+    id: i64,
+    status: String,
+    subject: String,
+    requester_email: String,
+    requester_contact_id: Option<i64>,
+    organization_id: Option<i64>,
+    organization: Option<String>,
+    organization_shares_tickets: i64,
+    queue_id: i64,
+    queue: String,
+    follows_up: Option<i64>,
+    message_count: i64,
+    created_at: i64,
+    updated_at: i64,
+    priority: String,
+    assignee_id: Option<i64>,
+    assignee: Option<String>,
+    merged_into: Option<i64>,
+}
+
+impl TryFrom<TicketRow> for Ticket {
+    type Error = StoreError;
+
+    fn try_from(r: TicketRow) -> Result<Ticket, StoreError> {
+        Ok(Ticket {
+            id: r.id,
+            status: Status::try_from(r.status.as_str())?,
+            subject: r.subject,
+            requester: r.requester_email,
+            requester_contact_id: r.requester_contact_id,
+            organization_id: r.organization_id,
+            organization: r.organization,
+            organization_shares_tickets: r.organization_shares_tickets != 0,
+            queue_id: r.queue_id,
+            queue: r.queue,
+            follows_up: r.follows_up,
+            message_count: r.message_count,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+            priority: Priority::try_from(r.priority.as_str())?,
+            assignee_id: r.assignee_id,
+            assignee: r.assignee,
+            merged_into: r.merged_into,
+        })
     }
 }
 
 pub async fn get(conn: &mut Conn, id: i64) -> Result<Option<Ticket>, StoreError> {
-    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+    let row: Option<TicketRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "{TICKET_SELECT} WHERE t.id = $1"
     )))
     .bind(id)
     .fetch_optional(&mut *conn)
     .await?;
-    Ok(row.as_ref().map(ticket_from_row))
+    row.map(Ticket::try_from).transpose()
 }
 
 /// Which tickets [`list`] returns; `None` is any.
@@ -192,7 +218,7 @@ pub struct Filter {
 
 /// Tickets, newest first, as `filter` says.
 pub async fn list(conn: &mut Conn, filter: &Filter) -> Result<Vec<Ticket>, StoreError> {
-    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+    let rows: Vec<TicketRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "{TICKET_SELECT} WHERE ($1 IS NULL OR t.status = $1)
             AND ($2 IS NULL OR t.organization_id = $2)
             AND ($3 IS NULL OR t.assignee_id = $3)
@@ -205,7 +231,7 @@ pub async fn list(conn: &mut Conn, filter: &Filter) -> Result<Vec<Ticket>, Store
     .bind(filter.priority.map(Priority::as_str))
     .fetch_all(&mut *conn)
     .await?;
-    Ok(rows.iter().map(ticket_from_row).collect())
+    rows.into_iter().map(Ticket::try_from).collect()
 }
 
 #[derive(Debug, Clone)]
@@ -358,14 +384,28 @@ pub struct Candidate {
     pub merged_into: Option<i64>,
 }
 
-fn candidate(r: &sqlx::any::AnyRow) -> Candidate {
-    Candidate {
-        ticket_id: r.get(0),
-        status: parse_status(&r.get::<String, _>(1)),
-        organization_id: r.get(2),
-        organization_shares_tickets: r.get::<i64, _>(3) != 0,
-        sender_is_participant: r.get::<i64, _>(4) != 0,
-        merged_into: r.get(5),
+#[derive(FromRow)]
+struct CandidateRow {
+    id: i64,
+    status: String,
+    organization_id: Option<i64>,
+    shares_tickets: i64,
+    participant: i64,
+    merged_into: Option<i64>,
+}
+
+impl TryFrom<CandidateRow> for Candidate {
+    type Error = StoreError;
+
+    fn try_from(r: CandidateRow) -> Result<Candidate, StoreError> {
+        Ok(Candidate {
+            ticket_id: r.id,
+            status: Status::try_from(r.status.as_str())?,
+            organization_id: r.organization_id,
+            organization_shares_tickets: r.shares_tickets != 0,
+            sender_is_participant: r.participant != 0,
+            merged_into: r.merged_into,
+        })
     }
 }
 
@@ -376,9 +416,10 @@ pub async fn thread_by_message_id(
     message_id: &str,
     sender: &str,
 ) -> Result<Option<Candidate>, StoreError> {
-    let row = sqlx::query(
-        "SELECT t.id, t.status, t.organization_id, COALESCE(o.shares_tickets, 0),
-                (SELECT COUNT(*) FROM participants p WHERE p.ticket_id = t.id AND p.email = $2),
+    let row: Option<CandidateRow> = sqlx::query_as(
+        "SELECT t.id, t.status, t.organization_id, COALESCE(o.shares_tickets, 0) AS shares_tickets,
+                (SELECT COUNT(*) FROM participants p WHERE p.ticket_id = t.id AND p.email = $2)
+                    AS participant,
                 t.merged_into
          FROM tickets t
          LEFT JOIN organizations o ON o.id = t.organization_id
@@ -390,7 +431,7 @@ pub async fn thread_by_message_id(
     .bind(sender)
     .fetch_optional(&mut *conn)
     .await?;
-    Ok(row.as_ref().map(candidate))
+    row.map(Candidate::try_from).transpose()
 }
 
 /// A ticket by number, as seen by `sender`.
@@ -399,9 +440,10 @@ pub async fn thread_by_ticket_id(
     ticket_id: i64,
     sender: &str,
 ) -> Result<Option<Candidate>, StoreError> {
-    let row = sqlx::query(
-        "SELECT t.id, t.status, t.organization_id, COALESCE(o.shares_tickets, 0),
-                (SELECT COUNT(*) FROM participants p WHERE p.ticket_id = t.id AND p.email = $2),
+    let row: Option<CandidateRow> = sqlx::query_as(
+        "SELECT t.id, t.status, t.organization_id, COALESCE(o.shares_tickets, 0) AS shares_tickets,
+                (SELECT COUNT(*) FROM participants p WHERE p.ticket_id = t.id AND p.email = $2)
+                    AS participant,
                 t.merged_into
          FROM tickets t
          LEFT JOIN organizations o ON o.id = t.organization_id
@@ -411,7 +453,7 @@ pub async fn thread_by_ticket_id(
     .bind(sender)
     .fetch_optional(&mut *conn)
     .await?;
-    Ok(row.as_ref().map(candidate))
+    row.map(Candidate::try_from).transpose()
 }
 
 /// Message-IDs of the ticket's inbound messages, oldest first (for In-Reply-To and References).
@@ -504,7 +546,7 @@ pub async fn participant_facts(
     conn: &mut Conn,
     ticket_id: i64,
 ) -> Result<Vec<ParticipantFacts>, StoreError> {
-    let rows = sqlx::query(
+    let rows: Vec<(String, i64)> = sqlx::query_as(
         "SELECT p.email, COUNT(c.id) FROM participants p
          LEFT JOIN contacts c ON c.email = p.email
          WHERE p.ticket_id = $1 GROUP BY p.email, p.kind ORDER BY p.kind DESC, p.email",
@@ -512,14 +554,13 @@ pub async fn participant_facts(
     .bind(ticket_id)
     .fetch_all(&mut *conn)
     .await?;
-    rows.iter()
-        .map(|r| {
-            Ok(ParticipantFacts {
-                email: r.try_get(0)?,
-                known_contact: r.try_get::<i64, _>(1)? > 0,
-            })
+    Ok(rows
+        .into_iter()
+        .map(|(email, contacts)| ParticipantFacts {
+            email,
+            known_contact: contacts > 0,
         })
-        .collect()
+        .collect())
 }
 
 pub async fn participants(conn: &mut Conn, ticket_id: i64) -> Result<Vec<String>, StoreError> {
@@ -664,6 +705,17 @@ struct MessageRow {
     created_at: i64,
 }
 
+#[derive(FromRow)]
+struct AttachmentRow {
+    message_row_id: i64,
+    filename: Option<String>,
+    content_type: String,
+    size: i64,
+    sha256: String,
+    stored: i64,
+    inline: i64,
+}
+
 /// The messages of a ticket, oldest first, with their attachments.
 pub async fn messages(conn: &mut Conn, ticket_id: i64) -> Result<Vec<MessageView>, StoreError> {
     let rows: Vec<MessageRow> = sqlx::query_as(
@@ -674,7 +726,7 @@ pub async fn messages(conn: &mut Conn, ticket_id: i64) -> Result<Vec<MessageView
     .bind(ticket_id)
     .fetch_all(&mut *conn)
     .await?;
-    let attachments = sqlx::query(
+    let attachments: Vec<AttachmentRow> = sqlx::query_as(
         "SELECT a.message_row_id, a.filename, a.content_type, a.size, a.sha256, a.stored, a.inline
          FROM attachments a JOIN messages m ON m.id = a.message_row_id
          WHERE m.ticket_id = $1 ORDER BY a.id",
@@ -687,14 +739,14 @@ pub async fn messages(conn: &mut Conn, ticket_id: i64) -> Result<Vec<MessageView
         .map(|m| MessageView {
             attachments: attachments
                 .iter()
-                .filter(|a| a.get::<i64, _>(0) == m.id)
+                .filter(|a| a.message_row_id == m.id)
                 .map(|a| AttachmentInfo {
-                    filename: a.get(1),
-                    content_type: a.get(2),
-                    size: a.get(3),
-                    sha256: a.get(4),
-                    stored: a.get::<i64, _>(5) != 0,
-                    inline: a.get::<i64, _>(6) != 0,
+                    filename: a.filename.clone(),
+                    content_type: a.content_type.clone(),
+                    size: a.size,
+                    sha256: a.sha256.clone(),
+                    stored: a.stored != 0,
+                    inline: a.inline != 0,
                 })
                 .collect(),
             id: m.id,
@@ -726,5 +778,26 @@ mod tests {
         }
         assert_eq!("On-Hold".parse::<Status>(), Ok(Status::OnHold));
         assert!("done".parse::<Status>().is_err());
+    }
+
+    #[test]
+    fn an_unknown_stored_status_or_priority_is_an_error_not_a_default() {
+        for s in Status::ALL {
+            assert_eq!(Status::try_from(s.as_str()).expect("known"), s);
+        }
+        // Only the stored spelling: what a person may type is for FromStr.
+        for unknown in ["archived", "on-hold", "Open", ""] {
+            assert!(matches!(
+                Status::try_from(unknown),
+                Err(StoreError::Corrupt(m)) if m.contains("ticket status")
+            ));
+        }
+        for p in Priority::ALL {
+            assert_eq!(Priority::try_from(p.as_str()).expect("known"), p);
+        }
+        assert!(matches!(
+            Priority::try_from("critical"),
+            Err(StoreError::Corrupt(_))
+        ));
     }
 }
