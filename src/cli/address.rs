@@ -23,7 +23,10 @@ pub enum AddressCommand {
         json: bool,
     },
     /// Lift the flag of an address: automatic mail reaches it again.
-    Clear { address: String },
+    Clear {
+        /// The flagged address.
+        address: String,
+    },
 }
 
 #[derive(Serialize)]

@@ -9,6 +9,7 @@ use ticketd::store::directory::{self, ContactState, NewContact};
 use ticketd::store::events::{self, Event};
 use ticketd::store::{Store, StoreError, now};
 
+use super::paging::{self, Paging};
 use super::{Ctx, fail, print_json};
 
 const OPERATOR: &str = "operator";
@@ -62,23 +63,37 @@ pub enum ContactCommand {
         #[arg(long)]
         language: Option<String>,
     },
-    /// List contacts.
+    /// List contacts, by address.
     List {
         /// Only contacts of this organization (by name).
         #[arg(long, value_name = "NAME")]
         org: Option<String>,
+        #[command(flatten)]
+        paging: Paging,
         /// Print a JSON array.
         #[arg(long)]
         json: bool,
     },
     /// Lock a contact: their mail is held until unlocked.
-    Lock { email: String },
+    Lock {
+        /// The contact's email address.
+        email: String,
+    },
     /// Unlock a locked contact.
-    Unlock { email: String },
+    Unlock {
+        /// The contact's email address.
+        email: String,
+    },
     /// Deactivate a contact: their mail is held until activated.
-    Deactivate { email: String },
+    Deactivate {
+        /// The contact's email address.
+        email: String,
+    },
     /// Activate a deactivated contact.
-    Activate { email: String },
+    Activate {
+        /// The contact's email address.
+        email: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -303,20 +318,23 @@ pub async fn run_contact(ctx: &Ctx, cmd: ContactCommand) -> ExitCode {
                 Err(e) => fail("cannot add the contact", &e),
             }
         }
-        ContactCommand::List { org, json } => {
+        ContactCommand::List { org, paging, json } => {
+            let rows = paging.rows(json);
             let list = async {
                 let org_id = match &org {
                     Some(o) => Some(organization_id(&store, o).await?),
                     None => None,
                 };
                 let mut conn = store.conn().await?;
-                directory::list_contacts(&mut conn, org_id).await
+                directory::list_contacts(&mut conn, org_id, paging::fetch(rows)).await
             }
             .await;
-            let list = match list {
+            let mut list = match list {
                 Ok(l) => l,
                 Err(e) => return fail("cannot list contacts", &e),
             };
+            paging::cut(&mut list, rows);
+            list.sort_by(|a, b| a.email.cmp(&b.email));
             if json {
                 return print_json(&list);
             }

@@ -12,21 +12,26 @@ use ticketd::store::events::{self, Event};
 use ticketd::store::intake::{self, HeldMessage};
 use ticketd::store::{StoreError, now};
 
+use super::paging;
 use super::{Ctx, exit, fail, print_json, timestamp};
 
 #[derive(Debug, Subcommand)]
 pub enum HeldCommand {
     /// List held messages that await a decision.
     List {
-        /// Include released and discarded ones.
+        /// Every held message: released and discarded ones too, and no limit.
         #[arg(long)]
         all: bool,
+        /// Print at most N rows, the newest [default: 50; with --json or --all every row].
+        #[arg(long, value_name = "N")]
+        limit: Option<u32>,
         /// Print a JSON array.
         #[arg(long)]
         json: bool,
     },
     /// Show one held message: why it is held and what it says.
     Show {
+        /// The held message's number (see `held list`).
         id: i64,
         /// Print the raw message exactly as received.
         #[arg(long)]
@@ -39,9 +44,15 @@ pub enum HeldCommand {
     ///
     /// Releasing approves an unknown sender and lifts the size limit; a locked
     /// or deactivated contact, a missing role or automatic mail still hold it.
-    Release { id: i64 },
+    Release {
+        /// The held message's number (see `held list`).
+        id: i64,
+    },
     /// Drop a held message from the review list (its raw copy is kept).
-    Discard { id: i64 },
+    Discard {
+        /// The held message's number (see `held list`).
+        id: i64,
+    },
 }
 
 #[derive(Serialize)]
@@ -79,16 +90,21 @@ pub async fn run(ctx: &Ctx, cmd: HeldCommand) -> ExitCode {
         Err(code) => return code,
     };
     match cmd {
-        HeldCommand::List { all, json } => {
+        HeldCommand::List { all, limit, json } => {
+            let rows = paging::rows(limit, all || json);
             let list = async {
                 let mut conn = store.conn().await?;
-                intake::list_held(&mut conn, all).await
+                intake::list_held(&mut conn, all, paging::fetch(rows)).await
             }
             .await;
-            let list = match list {
+            let mut list = match list {
                 Ok(l) => l,
                 Err(e) => return fail("cannot list held messages", &e),
             };
+            // Oldest first, so the newest are at the end.
+            list.reverse();
+            paging::cut(&mut list, rows);
+            list.reverse();
             if json {
                 let rows: Vec<HeldView> = list.iter().map(Into::into).collect();
                 return print_json(&rows);

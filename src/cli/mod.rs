@@ -5,7 +5,10 @@ mod admin;
 mod held;
 mod ingest;
 mod outbox;
+mod paging;
 mod parse;
+#[cfg(test)]
+mod readme;
 mod service_user;
 mod template;
 mod ticket;
@@ -66,8 +69,12 @@ pub enum LogFormat {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the daemon: read the configured IMAP mailboxes and Maildirs until stopped.
+    /// Run the daemon: read the configured mailboxes, send notifications, remind.
     ///
+    /// Reads the configured IMAP mailboxes and Maildirs into tickets, sends what
+    /// the outbox holds (notifications queued by the daemon and by `ticketd
+    /// ingest`) over SMTP or into the sent Maildir, and reminds customers of
+    /// tickets pending for `notify.reminder_after_hours`, until stopped.
     /// Stops cleanly on SIGTERM or SIGINT. Under systemd (Type=notify) it reports
     /// readiness and feeds the watchdog. Logs go to standard error; RUST_LOG filters.
     Run,

@@ -7,6 +7,7 @@ use clap::Subcommand;
 use ticketd::store::outbox::{self, OutboxStatus};
 use ticketd::store::{StoreError, now};
 
+use super::paging::{self, Paging};
 use super::{Ctx, fail, print_json, timestamp};
 
 #[derive(Debug, Subcommand)]
@@ -16,15 +17,15 @@ pub enum OutboxCommand {
         /// Only those with this status: pending, sent or failed.
         #[arg(long, value_parser = ["pending", "sent", "failed"])]
         status: Option<String>,
-        /// How many at most.
-        #[arg(long, default_value_t = 50)]
-        limit: i64,
+        #[command(flatten)]
+        paging: Paging,
         /// Print a JSON array.
         #[arg(long)]
         json: bool,
     },
     /// Show one notification with its delivery attempts.
     Show {
+        /// The notification's number (see `outbox list`).
         id: i64,
         /// Print the message exactly as it is sent.
         #[arg(long)]
@@ -34,7 +35,10 @@ pub enum OutboxCommand {
         json: bool,
     },
     /// Send a failed or waiting notification again as soon as the daemon can.
-    Retry { id: i64 },
+    Retry {
+        /// The notification's number (see `outbox list`).
+        id: i64,
+    },
 }
 
 pub async fn run(ctx: &Ctx, cmd: OutboxCommand) -> ExitCode {
@@ -45,17 +49,19 @@ pub async fn run(ctx: &Ctx, cmd: OutboxCommand) -> ExitCode {
     match cmd {
         OutboxCommand::List {
             status,
-            limit,
+            paging,
             json,
         } => {
             let status = match status.as_deref().map(OutboxStatus::try_from).transpose() {
                 Ok(status) => status,
                 Err(e) => return fail("cannot list the outbox", &e),
             };
-            let list = match outbox::list(&mut conn, status, limit).await {
+            let rows = paging.rows(json);
+            let mut list = match outbox::list(&mut conn, status, paging::fetch(rows)).await {
                 Ok(l) => l,
                 Err(e) => return fail("cannot list the outbox", &e),
             };
+            paging::cut(&mut list, rows);
             if json {
                 return print_json(&list);
             }

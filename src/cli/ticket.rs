@@ -14,6 +14,7 @@ use ticketd::store::events::{self, EventRecord};
 use ticketd::store::tickets::{self, Filter, MessageView, Priority, Status, Ticket};
 use ticketd::store::{Conn, Store, StoreError, directory, now};
 
+use super::paging::{self, Paging};
 use super::{Ctx, fail, print_json, timestamp};
 
 #[derive(Debug, Subcommand)]
@@ -32,6 +33,8 @@ pub enum TicketCommand {
         /// Only tickets of this priority: low, normal, high, urgent.
         #[arg(long, value_parser = parse_priority)]
         priority: Option<Priority>,
+        #[command(flatten)]
+        paging: Paging,
         /// Print a JSON array.
         #[arg(long)]
         json: bool,
@@ -150,6 +153,7 @@ pub async fn run(ctx: &Ctx, cmd: TicketCommand) -> ExitCode {
             org,
             assignee,
             priority,
+            paging,
             json,
         } => {
             let org_id = match org {
@@ -180,10 +184,12 @@ pub async fn run(ctx: &Ctx, cmd: TicketCommand) -> ExitCode {
                 assignee_id,
                 priority,
             };
-            let list = match tickets::list(&mut conn, &filter).await {
+            let rows = paging.rows(json);
+            let mut list = match tickets::list(&mut conn, &filter, paging::fetch(rows)).await {
                 Ok(l) => l,
                 Err(e) => return fail("cannot list tickets", &e),
             };
+            paging::cut(&mut list, rows);
             if json {
                 let rows: Vec<TicketSummary> = list.iter().map(Into::into).collect();
                 return print_json(&rows);

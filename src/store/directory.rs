@@ -493,17 +493,20 @@ pub async fn set_contact_state(
     Ok(before)
 }
 
+/// Contacts, newest first, of one organization when given; at most `limit` when given.
 pub async fn list_contacts(
     conn: &mut Conn,
     organization_id: Option<i64>,
+    limit: Option<i64>,
 ) -> Result<Vec<ContactListing>, StoreError> {
     let rows: Vec<ContactListingRow> = sqlx::query_as(
         "SELECT c.email, c.name, o.name AS organization, c.roles, c.state, c.language
          FROM contacts c LEFT JOIN organizations o ON o.id = c.organization_id
          WHERE ($1 IS NULL OR c.organization_id = $1)
-         ORDER BY c.email",
+         ORDER BY c.id DESC LIMIT $2",
     )
     .bind(organization_id)
+    .bind(limit.unwrap_or(i64::MAX))
     .fetch_all(&mut *conn)
     .await?;
     rows.into_iter()

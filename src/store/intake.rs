@@ -298,20 +298,23 @@ pub async fn held(conn: &mut Conn, id: i64) -> Result<Option<HeldMessage>, Store
     row.map(HeldMessage::try_from).transpose()
 }
 
-/// Held messages, oldest first; resolved ones only when asked.
+/// Held messages, oldest first; resolved ones only when asked; only the
+/// newest `limit` when given.
 pub async fn list_held(
     conn: &mut Conn,
     include_resolved: bool,
+    limit: Option<i64>,
 ) -> Result<Vec<HeldMessage>, StoreError> {
     let rows: Vec<HeldRow> = sqlx::query_as(
         "SELECT id, raw_sha256, reason_code, reason, sender, subject, queue_id, ticket_id,
                 created_at, resolved_at, resolution
-         FROM held_messages WHERE ($1 = 1 OR resolved_at IS NULL) ORDER BY id",
+         FROM held_messages WHERE ($1 = 1 OR resolved_at IS NULL) ORDER BY id DESC LIMIT $2",
     )
     .bind(i64::from(include_resolved))
+    .bind(limit.unwrap_or(i64::MAX))
     .fetch_all(&mut *conn)
     .await?;
-    rows.into_iter().map(HeldMessage::try_from).collect()
+    rows.into_iter().rev().map(HeldMessage::try_from).collect()
 }
 
 /// Marks a held message released (into `ticket_id`) or discarded.

@@ -280,11 +280,11 @@ impl TryFrom<OutboxRow> for OutboxEntry {
     }
 }
 
-/// Outbox entries, newest first, optionally of one status.
+/// Outbox entries, newest first, optionally of one status; at most `limit` when given.
 pub async fn list(
     conn: &mut Conn,
     status: Option<OutboxStatus>,
-    limit: i64,
+    limit: Option<i64>,
 ) -> Result<Vec<OutboxEntry>, StoreError> {
     let rows: Vec<OutboxRow> = sqlx::query_as(
         "SELECT id, ticket_id, kind, recipient, subject, message_id, status, attempts, next_attempt_at,
@@ -292,7 +292,7 @@ pub async fn list(
          FROM outbox WHERE ($1 IS NULL OR status = $1) ORDER BY id DESC LIMIT $2",
     )
     .bind(status.map(OutboxStatus::as_str))
-    .bind(limit)
+    .bind(limit.unwrap_or(i64::MAX))
     .fetch_all(&mut *conn)
     .await?;
     rows.into_iter().map(OutboxEntry::try_from).collect()
@@ -589,14 +589,14 @@ mod tests {
         )
         .await
         .expect("enqueue");
-        let listed = list(&mut conn, Some(OutboxStatus::Pending), 10).await;
+        let listed = list(&mut conn, Some(OutboxStatus::Pending), Some(10)).await;
         assert_eq!(listed.expect("list")[0].kind, Notice::Reminder);
         sqlx::query("UPDATE outbox SET kind = 'weekly_digest' WHERE id = $1")
             .bind(id)
             .execute(&mut *conn)
             .await
             .expect("update");
-        let error = list(&mut conn, None, 10).await.expect_err("unknown kind");
+        let error = list(&mut conn, None, None).await.expect_err("unknown kind");
         assert!(
             error
                 .to_string()

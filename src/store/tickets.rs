@@ -216,19 +216,24 @@ pub struct Filter {
     pub priority: Option<Priority>,
 }
 
-/// Tickets, newest first, as `filter` says.
-pub async fn list(conn: &mut Conn, filter: &Filter) -> Result<Vec<Ticket>, StoreError> {
+/// Tickets, newest first, as `filter` says; at most `limit` of them when given.
+pub async fn list(
+    conn: &mut Conn,
+    filter: &Filter,
+    limit: Option<i64>,
+) -> Result<Vec<Ticket>, StoreError> {
     let rows: Vec<TicketRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "{TICKET_SELECT} WHERE ($1 IS NULL OR t.status = $1)
             AND ($2 IS NULL OR t.organization_id = $2)
             AND ($3 IS NULL OR t.assignee_id = $3)
             AND ($4 IS NULL OR t.priority = $4)
-         ORDER BY t.id DESC"
+         ORDER BY t.id DESC LIMIT $5"
     )))
     .bind(filter.status.map(Status::as_str))
     .bind(filter.organization_id)
     .bind(filter.assignee_id)
     .bind(filter.priority.map(Priority::as_str))
+    .bind(limit.unwrap_or(i64::MAX))
     .fetch_all(&mut *conn)
     .await?;
     rows.into_iter().map(Ticket::try_from).collect()

@@ -312,3 +312,89 @@ fn config_check_warns_of_trusting_the_from_line() {
     let quiet = Env::new(Backend::Sqlite).run(&["config", "check"]);
     assert!(!String::from_utf8_lossy(&quiet.stderr).contains("warning"));
 }
+
+#[test]
+fn listings_show_the_newest_fifty_unless_told_and_json_shows_every_row() {
+    let env = Env::new(Backend::Sqlite);
+    let dir = env.path().join("mail");
+    std::fs::create_dir_all(&dir).expect("mail dir");
+    let mut files = Vec::new();
+    for n in 0..55 {
+        let path = dir.join(format!("{n}.eml"));
+        let raw = Msg::new(
+            &format!("Customer {n} <c{n}@example.org>"),
+            &format!("Question {n}"),
+            &format!("q{n}@example.org"),
+        )
+        .bytes();
+        std::fs::write(&path, raw).expect("write message");
+        files.push(path.display().to_string());
+    }
+    let mut args = vec!["ingest"];
+    args.extend(files.iter().map(String::as_str));
+    env.ok(&args);
+
+    let lines = |args: &[&str]| -> (Vec<String>, String) {
+        let out = env.run(args);
+        assert!(out.status.success(), "{args:?}: {out:?}");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        (
+            stdout.lines().map(str::to_string).collect(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (rows, notice) = lines(&["ticket", "list"]);
+    assert_eq!(rows.len(), 50, "{rows:?}");
+    assert!(rows[0].starts_with("#55 "), "newest first: {}", rows[0]);
+    assert!(notice.contains("--limit N or --all"), "{notice}");
+    let (rows, notice) = lines(&["ticket", "list", "--limit", "3"]);
+    assert_eq!(rows.len(), 3);
+    assert!(notice.contains("showing the newest 3"), "{notice}");
+    let (rows, notice) = lines(&["ticket", "list", "--all"]);
+    assert_eq!(rows.len(), 55);
+    assert!(notice.is_empty(), "{notice}");
+    let every = env.json(&["ticket", "list", "--json"]);
+    assert_eq!(every.as_array().map(Vec::len), Some(55));
+    let limited = env.json(&["ticket", "list", "--json", "--limit", "2"]);
+    assert_eq!(limited.as_array().map(Vec::len), Some(2));
+    assert_eq!(limited[0]["id"], 55);
+
+    let (rows, _) = lines(&["contact", "list"]);
+    assert_eq!(rows.len(), 50);
+    assert!(
+        !rows
+            .iter()
+            .any(|r| r.starts_with("c0@") || r.starts_with("c4@")),
+        "the oldest contacts are the ones left out"
+    );
+    let contacts = env.json(&["contact", "list", "--json"]);
+    assert_eq!(contacts.as_array().map(Vec::len), Some(55));
+    let (rows, _) = lines(&["outbox", "list", "--limit", "4"]);
+    assert_eq!(rows.len(), 4);
+    let outbox = env.json(&["outbox", "list", "--json"]);
+    assert_eq!(outbox.as_array().map(Vec::len), Some(55));
+
+    let out = env.run(&["ticket", "list", "--all", "--limit", "3"]);
+    assert_eq!(out.status.code(), Some(2), "--all and --limit conflict");
+
+    // Held messages list oldest first; the page is the newest of them.
+    let mut held = Vec::new();
+    for n in 0..52 {
+        let path = dir.join(format!("held-{n}.txt"));
+        std::fs::write(&path, format!("words without headers {n}\n")).expect("write");
+        held.push(path.display().to_string());
+    }
+    let mut args = vec!["ingest"];
+    args.extend(held.iter().map(String::as_str));
+    env.ok(&args);
+    let (rows, notice) = lines(&["held", "list"]);
+    assert_eq!(rows.len(), 50, "{rows:?}");
+    assert!(
+        rows[0].starts_with("#3 "),
+        "the two oldest left out: {}",
+        rows[0]
+    );
+    assert!(rows[49].starts_with("#52 "), "{}", rows[49]);
+    assert!(notice.contains("--limit N or --all"), "{notice}");
+    assert_eq!(env.held().len(), 52, "JSON lists every held message");
+}
