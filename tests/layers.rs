@@ -227,3 +227,42 @@ fn the_checks_see_a_cycle_and_an_upward_import() {
         vec![("decide".to_string(), None)]
     );
 }
+
+/// Every public function of the layers others build on says its contract.
+#[test]
+fn public_functions_of_ingest_notify_and_store_say_their_contract() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    for layer in ["ingest", "notify", "store"] {
+        sources(&src.join(layer), &mut files);
+    }
+    let mut undocumented = Vec::new();
+    for file in files {
+        let text = std::fs::read_to_string(&file).expect("read source");
+        let text = text.split("#[cfg(test)]").next().unwrap_or("");
+        let lines: Vec<&str> = text.lines().collect();
+        for (i, line) in lines.iter().enumerate() {
+            let code = line.trim_start();
+            let public_fn = ["pub fn ", "pub async fn ", "pub const fn "]
+                .iter()
+                .any(|p| code.starts_with(p));
+            if !public_fn {
+                continue;
+            }
+            let documented = lines[..i]
+                .iter()
+                .rev()
+                .map(|l| l.trim_start())
+                .find(|l| !l.starts_with("#["))
+                .is_some_and(|l| l.starts_with("///"));
+            if !documented {
+                undocumented.push(format!("{}:{}: {}", file.display(), i + 1, code));
+            }
+        }
+    }
+    assert!(
+        undocumented.is_empty(),
+        "public functions without a /// line:\n{}",
+        undocumented.join("\n")
+    );
+}

@@ -35,6 +35,11 @@ pub struct Input<'a> {
 
 const PIPELINE: &str = "ticketd";
 
+/// Carries out `decision` on `conn`, inside the caller's transaction: the
+/// message is held (with its audit event and, for codes that merit it, a
+/// notice to the sender), or opens a ticket, or is added to one — always
+/// through the ticket service, so every change is audited and notified.
+/// Nothing is written when it fails; the caller rolls back.
 pub async fn apply(
     conn: &mut Conn,
     decision: &Decision,

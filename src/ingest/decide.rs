@@ -29,6 +29,7 @@ pub enum Sender {
 }
 
 impl Sender {
+    /// The sender's address; `None` when the message names none.
     pub fn address(&self) -> Option<&str> {
         match self {
             Sender::Missing => None,
@@ -204,6 +205,13 @@ fn hold(code: HoldCode, reason: impl Into<String>) -> Decision {
     }
 }
 
+/// Decides, from facts loaded beforehand and without any I/O, what becomes of
+/// a message. Promises: oversized, unreadable, automatic (auto-reply, bounce,
+/// loop, spam) and unproven-agent mail is held, except a proven bounce of our
+/// own notice; a message joins an existing ticket only when its sender may add
+/// to it ([`thread::may_add`]), else it opens a ticket of its own; locked and
+/// inactive contacts, refused roles and unknown senders (by policy) are held
+/// with a reason; an agent's commands apply all or nothing.
 pub fn decide(ctx: &Context<'_>) -> Decision {
     if ctx.size as u64 > ctx.max_size && !ctx.operator_approved {
         return hold(

@@ -49,6 +49,7 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// The name in `ingest --json` reports and logs.
     pub fn as_str(self) -> &'static str {
         match self {
             Outcome::Created => "created",
@@ -71,6 +72,7 @@ pub struct Report {
 }
 
 impl Report {
+    /// A report of `outcome`, on `ticket` when there is one, with a `reason` to show.
     pub fn new(outcome: Outcome, ticket: Option<i64>, reason: Option<String>) -> Report {
         Report {
             outcome,
@@ -311,6 +313,7 @@ impl Pipeline {
         })
     }
 
+    /// The store this pipeline writes to.
     pub fn store(&self) -> &Store {
         &self.store
     }
@@ -320,10 +323,12 @@ impl Pipeline {
         &self.durability
     }
 
+    /// The subject tag (`[tickets] tag`) this pipeline threads by.
     pub fn tag(&self) -> &SubjectTag {
         &self.tag
     }
 
+    /// The configured queues, as stored (with their ids).
     pub fn queues(&self) -> &[Queue] {
         &self.queues
     }

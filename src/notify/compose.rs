@@ -59,6 +59,9 @@ pub struct Addressing<'a> {
 #[error("cannot compose the notification: {0}")]
 pub struct ComposeError(String);
 
+/// The bytes of one notification: `rendered` text and HTML as alternatives,
+/// the attachments after them, addressed and threaded as `a` says; an address
+/// that is not one is an error, nothing is half-built.
 pub fn compose(a: &Addressing<'_>, rendered: &Rendered) -> Result<Vec<u8>, ComposeError> {
     let mailbox = |name: Option<&str>, address: &str| -> Result<Mailbox, ComposeError> {
         let address = address

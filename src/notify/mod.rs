@@ -104,6 +104,7 @@ impl Notifier {
         })
     }
 
+    /// The loaded templates (shipped, with the operator's on top).
     pub fn templates(&self) -> &Templates {
         &self.templates
     }

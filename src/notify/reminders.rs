@@ -22,6 +22,9 @@ pub struct Reminders {
 }
 
 impl Reminders {
+    /// Reminds customers of tickets pending longer than `after_hours`, once
+    /// each, checking every few minutes until `shutdown`; a store failure is
+    /// logged and tried again at the next check.
     pub async fn run(self) {
         if self.after_hours == 0 {
             return;

@@ -126,6 +126,8 @@ impl Templates {
         }
     }
 
+    /// Renders `event`'s subject, text and HTML from the templates of `lang`
+    /// with `context`; a template that fails or has no subject line is an error.
     pub fn render<S: Serialize>(
         &self,
         event: &str,

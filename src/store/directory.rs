@@ -165,6 +165,7 @@ impl From<AgentRow> for Agent {
     }
 }
 
+/// Roles as stored: sorted, without repeats, joined with commas.
 pub fn roles_text(roles: &[Role]) -> String {
     let mut sorted: Vec<Role> = roles.to_vec();
     sorted.sort();
@@ -186,6 +187,7 @@ fn parse_roles(text: &str) -> Result<Vec<Role>, StoreError> {
 
 // ---- organizations ----
 
+/// Adds an organization and returns its id; a taken name is a conflict.
 pub async fn create_organization(
     conn: &mut Conn,
     name: &str,
@@ -213,6 +215,7 @@ pub async fn create_organization(
     })
 }
 
+/// Gives an organization a mail domain; a domain already given is a conflict.
 pub async fn add_organization_domain(
     conn: &mut Conn,
     organization_id: i64,
@@ -231,6 +234,7 @@ pub async fn add_organization_domain(
     Ok(())
 }
 
+/// Adds a shared address that receives the organization's notifications.
 pub async fn add_organization_notify_address(
     conn: &mut Conn,
     organization_id: i64,
@@ -247,6 +251,7 @@ pub async fn add_organization_notify_address(
     Ok(())
 }
 
+/// The organization with this exact name, if any.
 pub async fn organization_by_name(
     conn: &mut Conn,
     name: &str,
@@ -260,6 +265,7 @@ pub async fn organization_by_name(
     Ok(row.map(Into::into))
 }
 
+/// The organization with this id, if any.
 pub async fn organization_by_id(
     conn: &mut Conn,
     id: i64,
@@ -273,6 +279,7 @@ pub async fn organization_by_id(
     Ok(row.map(Into::into))
 }
 
+/// The organization owning this mail domain, if any.
 pub async fn organization_by_domain(
     conn: &mut Conn,
     domain: &str,
@@ -288,6 +295,7 @@ pub async fn organization_by_domain(
     Ok(row.map(Into::into))
 }
 
+/// The organization's shared notification addresses, sorted.
 pub async fn organization_notify_addresses(
     conn: &mut Conn,
     organization_id: i64,
@@ -301,6 +309,8 @@ pub async fn organization_notify_addresses(
     Ok(rows.iter().map(|r| r.get::<String, _>(0)).collect())
 }
 
+/// Every organization by name, with its parent's name, domains, notification
+/// addresses and number of contacts.
 pub async fn list_organizations(conn: &mut Conn) -> Result<Vec<OrganizationListing>, StoreError> {
     let orgs: Vec<OrganizationRow> = sqlx::query_as(
         "SELECT id, name, parent_id, shares_tickets, language FROM organizations ORDER BY name",
@@ -359,6 +369,8 @@ pub struct Identity {
     pub organization: Option<Organization>,
 }
 
+/// Who `email` is (see [`Identity`]); `domain` is its domain, for the
+/// organization of an address that is no contact.
 pub async fn identify(conn: &mut Conn, email: &str, domain: &str) -> Result<Identity, StoreError> {
     let row: IdentityRow = sqlx::query_as(
         "SELECT a.id AS agent_id, a.email AS agent_email, a.name AS agent_name,
@@ -443,6 +455,7 @@ struct IdentityRow {
 
 // ---- contacts ----
 
+/// The contact with this address, if any.
 pub async fn contact_by_email(conn: &mut Conn, email: &str) -> Result<Option<Contact>, StoreError> {
     let row: Option<ContactRow> = sqlx::query_as(
         "SELECT id, email, name, organization_id, roles, state, language FROM contacts WHERE email = $1",
@@ -453,6 +466,7 @@ pub async fn contact_by_email(conn: &mut Conn, email: &str) -> Result<Option<Con
     row.map(Contact::try_from).transpose()
 }
 
+/// Adds an active contact and returns its id; a taken address is a conflict.
 pub async fn create_contact(
     conn: &mut Conn,
     contact: &NewContact,
@@ -535,6 +549,7 @@ struct ContactListingRow {
 
 // ---- agents ----
 
+/// The agent with this address, active or not, if any.
 pub async fn agent_by_email(conn: &mut Conn, email: &str) -> Result<Option<Agent>, StoreError> {
     let row: Option<AgentRow> =
         sqlx::query_as("SELECT id, email, name, active, is_admin FROM agents WHERE email = $1")
@@ -544,6 +559,7 @@ pub async fn agent_by_email(conn: &mut Conn, email: &str) -> Result<Option<Agent
     Ok(row.map(Into::into))
 }
 
+/// Adds an active agent and returns its id; a taken address is a conflict.
 pub async fn create_agent(
     conn: &mut Conn,
     email: &str,
@@ -565,6 +581,7 @@ pub async fn create_agent(
     .map_err(|e| conflict(e, || format!("an agent `{email}` exists already")))
 }
 
+/// Every agent, active or not, by address.
 pub async fn list_agents(conn: &mut Conn) -> Result<Vec<Agent>, StoreError> {
     let rows: Vec<AgentRow> =
         sqlx::query_as("SELECT id, email, name, active, is_admin FROM agents ORDER BY email")

@@ -34,6 +34,7 @@ pub struct EventRecord {
     pub at: i64,
 }
 
+/// Appends one audit event, at `now`.
 pub async fn record(conn: &mut Conn, event: &Event<'_>, now: i64) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO events (ticket_id, contact_id, organization_id, held_id, actor, action,

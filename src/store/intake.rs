@@ -201,6 +201,7 @@ pub struct NewHeld<'a> {
     pub queue_id: Option<i64>,
 }
 
+/// Records a held message and returns its id; its raw copy is already stored.
 pub async fn hold(conn: &mut Conn, held: &NewHeld<'_>, now: i64) -> Result<i64, StoreError> {
     let row = sqlx::query(
         "INSERT INTO held_messages (raw_sha256, reason_code, reason, sender, subject, queue_id, created_at)
@@ -286,6 +287,7 @@ impl TryFrom<HeldRow> for HeldMessage {
     }
 }
 
+/// The held message with this id, resolved or not, if any.
 pub async fn held(conn: &mut Conn, id: i64) -> Result<Option<HeldMessage>, StoreError> {
     let row: Option<HeldRow> = sqlx::query_as(
         "SELECT id, raw_sha256, reason_code, reason, sender, subject, queue_id, ticket_id,

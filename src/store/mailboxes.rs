@@ -10,6 +10,7 @@ pub struct Cursor {
     pub last_uid: u32,
 }
 
+/// How far an IMAP mailbox of `source` has been read, if it has been.
 pub async fn cursor(
     conn: &mut Conn,
     source: &str,
@@ -28,6 +29,7 @@ pub async fn cursor(
     }))
 }
 
+/// Records how far an IMAP mailbox of `source` has been read.
 pub async fn save_cursor(
     conn: &mut Conn,
     source: &str,

@@ -406,6 +406,7 @@ impl Store {
         Ok(tx)
     }
 
+    /// Closes every connection (SQLite checkpoints the log on the last one).
     pub async fn close(&self) {
         self.pool.close().await;
     }

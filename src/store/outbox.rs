@@ -117,6 +117,7 @@ pub struct NewOutbox<'a> {
     pub bytes: &'a [u8],
 }
 
+/// Queues a rendered notification, due now; returns its id.
 pub async fn enqueue(conn: &mut Conn, item: &NewOutbox<'_>, now: i64) -> Result<i64, StoreError> {
     let row = sqlx::query(
         "INSERT INTO outbox (ticket_id, held_id, kind, automatic, mail_from, recipient, message_id,
@@ -298,6 +299,7 @@ pub async fn list(
     rows.into_iter().map(OutboxEntry::try_from).collect()
 }
 
+/// One outbox entry with the bytes it sends, if there is one.
 pub async fn get(conn: &mut Conn, id: i64) -> Result<Option<(OutboxEntry, Vec<u8>)>, StoreError> {
     let entry: Option<OutboxRow> = sqlx::query_as(
         "SELECT id, ticket_id, kind, recipient, subject, message_id, status, attempts, next_attempt_at,
@@ -326,6 +328,7 @@ pub struct Attempt {
     pub reply: String,
 }
 
+/// The delivery attempts of one outbox entry, oldest first.
 pub async fn attempts(conn: &mut Conn, id: i64) -> Result<Vec<Attempt>, StoreError> {
     Ok(
         sqlx::query_as(

@@ -26,6 +26,7 @@ impl Status {
         Status::Closed,
     ];
 
+    /// The one spelling stored and shown.
     pub fn as_str(self) -> &'static str {
         match self {
             Status::New => "new",
@@ -197,6 +198,7 @@ impl TryFrom<TicketRow> for Ticket {
     }
 }
 
+/// The ticket with this id, if any.
 pub async fn get(conn: &mut Conn, id: i64) -> Result<Option<Ticket>, StoreError> {
     let row: Option<TicketRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "{TICKET_SELECT} WHERE t.id = $1"
@@ -250,6 +252,7 @@ pub struct NewTicket<'a> {
     pub priority: Priority,
 }
 
+/// Adds a new ticket (status `new`) and returns its id.
 pub async fn create(conn: &mut Conn, t: &NewTicket<'_>, now: i64) -> Result<i64, StoreError> {
     let row = sqlx::query(
         "INSERT INTO tickets (queue_id, organization_id, requester_email, requester_contact_id,
@@ -269,6 +272,7 @@ pub async fn create(conn: &mut Conn, t: &NewTicket<'_>, now: i64) -> Result<i64,
     Ok(row.get(0))
 }
 
+/// Sets a ticket's status (no audit event: the ticket service writes it).
 pub async fn set_status(
     conn: &mut Conn,
     id: i64,
@@ -367,6 +371,7 @@ pub async fn survivor(conn: &mut Conn, id: i64) -> Result<i64, StoreError> {
     Ok(current)
 }
 
+/// Marks a ticket updated at `now`.
 pub async fn touch(conn: &mut Conn, id: i64, now: i64) -> Result<(), StoreError> {
     sqlx::query("UPDATE tickets SET updated_at = $1 WHERE id = $2")
         .bind(now)
@@ -495,6 +500,7 @@ pub async fn due_for_reminder(
     Ok(rows.iter().map(|r| r.get::<i64, _>(0)).collect())
 }
 
+/// Records that the ticket's customer was reminded, so it is not reminded again.
 pub async fn mark_reminded(conn: &mut Conn, ticket_id: i64, now: i64) -> Result<(), StoreError> {
     sqlx::query("UPDATE tickets SET reminded_at = $1 WHERE id = $2")
         .bind(now)
@@ -506,6 +512,7 @@ pub async fn mark_reminded(conn: &mut Conn, ticket_id: i64, now: i64) -> Result<
 
 // ---- participants ----
 
+/// Adds a participant of `kind` (requester or cc); false when it was one already.
 pub async fn add_participant(
     conn: &mut Conn,
     ticket_id: i64,
@@ -568,6 +575,7 @@ pub async fn participant_facts(
         .collect())
 }
 
+/// The ticket's participants' addresses, requester first.
 pub async fn participants(conn: &mut Conn, ticket_id: i64) -> Result<Vec<String>, StoreError> {
     let rows = sqlx::query(
         "SELECT email FROM participants WHERE ticket_id = $1 ORDER BY kind DESC, email",
@@ -600,6 +608,7 @@ pub struct NewMessage<'a> {
     pub raw_sha256: Option<&'a str>,
 }
 
+/// Adds a message to a ticket and returns its row id.
 pub async fn add_message(conn: &mut Conn, m: &NewMessage<'_>, now: i64) -> Result<i64, StoreError> {
     let row = sqlx::query(
         "INSERT INTO messages (ticket_id, direction, author_kind, author_id, author_email, author_name,
@@ -642,6 +651,7 @@ pub struct NewAttachment<'a> {
     pub content_id: Option<&'a str>,
 }
 
+/// Records an attachment of a message (its content is in the blob store).
 pub async fn add_attachment(conn: &mut Conn, a: &NewAttachment<'_>) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO attachments (message_row_id, filename, content_type, size, sha256, stored,
