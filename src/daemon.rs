@@ -7,7 +7,7 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
-use tracing::{error, info, warn};
+use tracing::{info, warn};
 
 use crate::config::Settings;
 use crate::inbound::imap::ImapSource;
@@ -16,6 +16,7 @@ use crate::ingest::IngestError;
 use crate::ingest::worker::IngestWorker;
 use crate::notify::Notifier;
 use crate::notify::reminders::Reminders;
+use crate::outage::Outage;
 use crate::outbound::Transport;
 use crate::outbound::maildir::MaildirTransport;
 use crate::outbound::sender::OutboxSender;
@@ -141,7 +142,10 @@ async fn open_store(
     shutdown: &CancellationToken,
     committed: &Arc<Notify>,
 ) -> Option<(IngestWorker, Store, Vec<u8>)> {
-    let mut delay = Duration::from_secs(1);
+    let mut outage = Outage::new(
+        Duration::from_secs(1),
+        Duration::from_secs(settings.daemon.reconnect_max_secs.max(1)),
+    );
     loop {
         let attempt = async {
             let worker = IngestWorker::start(settings.clone(), Some(committed.clone())).await?;
@@ -149,19 +153,17 @@ async fn open_store(
             let key = secrets::bounce_key(&mut *store.conn().await?).await?;
             Ok::<_, IngestError>((worker, store, key))
         };
-        match attempt.await {
-            Ok(opened) => return Some(opened),
-            Err(e) => {
-                error!(error = %e, "cannot open the store; retrying in {} s", delay.as_secs());
+        let delay = match attempt.await {
+            Ok(opened) => {
+                outage.recovered();
+                return Some(opened);
             }
-        }
+            Err(e) => outage.failed(&format!("cannot open the store: {e}")),
+        };
         tokio::select! {
             _ = tokio::time::sleep(delay) => {}
             _ = shutdown.cancelled() => return None,
         }
-        delay = (delay * 2).min(Duration::from_secs(
-            settings.daemon.reconnect_max_secs.max(1),
-        ));
     }
 }
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
-use tracing::{Instrument, debug, error, info, info_span};
+use tracing::{Instrument, debug, info, info_span};
 
 use crate::config::{DaemonSettings, MaildirSettings};
 use crate::ingest::worker::IngestWorker;
@@ -27,20 +27,17 @@ impl MaildirSource {
         let span = info_span!("maildir", path = %self.settings.path.display());
         async {
             let poll = Duration::from_millis(self.daemon.maildir_poll_millis.max(10));
-            let mut outage = Outage::default();
+            let mut outage = Outage::new(
+                poll.saturating_mul(2),
+                Duration::from_secs(self.daemon.reconnect_max_secs.max(1)),
+            );
             while !self.shutdown.is_cancelled() {
                 let delay = match self.scan().await {
                     Ok(()) => {
                         outage.recovered();
                         poll
                     }
-                    Err(e) => {
-                        let wait = poll
-                            .saturating_mul(2u32.saturating_pow(outage.failures().min(10) + 1))
-                            .min(Duration::from_secs(self.daemon.reconnect_max_secs.max(1)));
-                        outage.failed(&e, wait);
-                        wait
-                    }
+                    Err(e) => outage.failed(&e),
                 };
                 tokio::select! {
                     _ = tokio::time::sleep(delay) => {}
@@ -133,17 +130,10 @@ impl MaildirSource {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
             Err(e) => return Err(IngestError::Files(e)),
         };
-        match self.worker.ingest(raw.clone(), &source, queue).await {
-            Ok(_) => Ok(true),
-            Err(e) if !e.is_transient() => {
-                error!(file = %name, error = %e, "cannot process; keeping it as a held message");
-                self.worker
-                    .hold_unprocessable(raw, &source, queue, &e.to_string())
-                    .await
-                    .map(|_| true)
-            }
-            Err(e) => Err(e),
-        }
+        self.worker
+            .ingest_or_hold(&raw, &source, queue)
+            .await
+            .map(|_| true)
     }
 }
 

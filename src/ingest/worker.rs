@@ -225,6 +225,26 @@ impl IngestWorker {
         self.send(JobKind::Release { held_id, reply }, answer).await
     }
 
+    /// Ingests a message from a daemon's source; one that fails for a reason
+    /// trying again cannot fix (a bug, not a full disk) is kept as a held
+    /// message (`unprocessable`) rather than retried forever. An error is
+    /// transient: the source keeps the message and offers it again.
+    pub async fn ingest_or_hold(
+        &self,
+        raw: &RawMessage,
+        source: &str,
+        queue: Option<&str>,
+    ) -> Result<Report, IngestError> {
+        match self.ingest(raw.clone(), source, queue).await {
+            Err(e) if !e.is_transient() => {
+                tracing::error!(error = %e, "cannot process; keeping it as a held message");
+                self.hold_unprocessable(raw.clone(), source, queue, &e.to_string())
+                    .await
+            }
+            other => other,
+        }
+    }
+
     /// Keeps input that cannot be processed as a held message (see [`Pipeline::hold_unread`]).
     pub async fn hold_unprocessable(
         &self,

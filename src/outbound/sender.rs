@@ -77,8 +77,11 @@ impl OutboxSender {
     /// something the operator must fix, are retried with backoff and told once.
     pub async fn run(self) {
         async {
-            let mut store_outage = Outage::default();
-            let mut blocked = Outage::default();
+            let mut store_outage = Outage::new(Duration::from_secs(2), Duration::from_secs(256));
+            let mut blocked = Outage::new(
+                Duration::from_secs(self.settings.retry_base_secs.max(1)),
+                Duration::from_secs(MAX_BLOCKED_DELAY_SECS as u64),
+            );
             while !self.shutdown.is_cancelled() {
                 let wait = match self.deliver_due().await {
                     Ok(Round {
@@ -86,20 +89,10 @@ impl OutboxSender {
                         ..
                     }) => {
                         store_outage.recovered();
-                        let wait = Duration::from_secs(
-                            self.settings
-                                .retry_base_secs
-                                .saturating_mul(1 << blocked.failures().min(16))
-                                .min(MAX_BLOCKED_DELAY_SECS as u64),
-                        );
-                        blocked.failed(
-                            &format!(
-                                "notifications cannot be delivered: {reason}; they are kept and \
-                                 retried, never failed, until this is fixed"
-                            ),
-                            wait,
-                        );
-                        wait
+                        blocked.failed(&format!(
+                            "notifications cannot be delivered: {reason}; they are kept and \
+                             retried, never failed, until this is fixed"
+                        ))
                     }
                     // Nothing due: look again in a second. Messages queued by another
                     // process (`ticketd ingest` from an MTA, `ticket set-status`)
@@ -115,13 +108,7 @@ impl OutboxSender {
                             Duration::ZERO
                         }
                     }
-                    Err(e) => {
-                        let wait = Duration::from_secs(
-                            2u64.saturating_pow(store_outage.failures().min(7) + 1),
-                        );
-                        store_outage.failed(&format!("the outbox is unavailable: {e}"), wait);
-                        wait
-                    }
+                    Err(e) => store_outage.failed(&format!("the outbox is unavailable: {e}")),
                 };
                 if wait.is_zero() {
                     continue;

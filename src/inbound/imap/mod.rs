@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_imap::extensions::idle::IdleResponse;
-use backon::BackoffBuilder;
 use futures::TryStreamExt;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, info, info_span, warn};
@@ -59,15 +58,17 @@ impl ImapSource {
         let label = self.settings.label();
         let span = info_span!("imap", source = %label, mailbox = %self.settings.mailbox);
         async {
-            let mut backoff = self.backoff();
-            let mut outage = Outage::default();
+            let mut outage = Outage::new(
+                Duration::from_millis(500),
+                Duration::from_secs(self.daemon.reconnect_max_secs.max(1)),
+            );
             while !self.shutdown.is_cancelled() {
                 let started = Instant::now();
                 let delay = match self.session(&mut outage).await {
                     Ok(()) => break,
                     Err(SourceError::Connect(e @ ConnectError::Auth { .. })) => {
                         let wait = Duration::from_secs(self.daemon.auth_failure_backoff_secs);
-                        outage.failed(
+                        outage.failed_waiting(
                             &format!("{e}; check the user and password (or token) of this [[imap]] source"),
                             wait,
                         );
@@ -75,11 +76,9 @@ impl ImapSource {
                     }
                     Err(e) => {
                         if started.elapsed() > Duration::from_secs(60) {
-                            backoff = self.backoff();
+                            outage.restart_backoff();
                         }
-                        let wait = backoff.next().unwrap_or(Duration::from_secs(self.daemon.reconnect_max_secs));
-                        outage.failed(&e.to_string(), wait);
-                        wait
+                        outage.failed(&e.to_string())
                     }
                 };
                 tokio::select! {
@@ -91,15 +90,6 @@ impl ImapSource {
         }
         .instrument(span)
         .await
-    }
-
-    fn backoff(&self) -> backon::ExponentialBackoff {
-        backon::ExponentialBuilder::default()
-            .with_min_delay(Duration::from_millis(500))
-            .with_max_delay(Duration::from_secs(self.daemon.reconnect_max_secs.max(1)))
-            .with_jitter()
-            .without_max_times()
-            .build()
     }
 
     /// One connection: process what is pending, wait for more, until shutdown or an error.
@@ -351,20 +341,8 @@ impl ImapSource {
         let queue = self.settings.queue.as_deref();
         let results = futures::future::join_all(messages.iter().map(|(uid, raw)| {
             let source = &source;
-            async move {
-                let result = self.worker.ingest(raw.clone(), source, queue).await;
-                let result = match result {
-                    // Not retryable: keep it as a held message rather than retry forever.
-                    Err(e) if !e.is_transient() => {
-                        self.worker
-                            .hold_unprocessable(raw.clone(), source, queue, &e.to_string())
-                            .await
-                    }
-                    other => other,
-                };
-                (*uid, result)
-            }
-            .instrument(info_span!("uid", uid))
+            async move { (*uid, self.worker.ingest_or_hold(raw, source, queue).await) }
+                .instrument(info_span!("uid", uid))
         }))
         .await;
         let mut outcome = BatchOutcome::default();
