@@ -21,7 +21,7 @@ use crate::outbound::Transport;
 use crate::outbound::maildir::MaildirTransport;
 use crate::outbound::sender::OutboxSender;
 use crate::outbound::smtp::SmtpTransport;
-use crate::store::{Store, queues, secrets};
+use crate::store::{Store, secrets};
 
 /// How long sources get to finish the message in flight after a stop signal.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(8);
@@ -173,13 +173,9 @@ async fn reminders(
     wake_outbox: &Arc<Notify>,
     shutdown: &CancellationToken,
 ) -> Result<Reminders, IngestError> {
-    let queues = {
-        let mut conn = store.conn().await?;
-        queues::load(&mut conn, &settings.queues).await?
-    };
     Ok(Reminders {
         store: store.clone(),
-        notifier: Notifier::new(settings.clone(), queues)?,
+        notifier: Notifier::open(store, settings.clone()).await?,
         after_hours: settings.notify.reminder_after_hours,
         wake_outbox: wake_outbox.clone(),
         shutdown: shutdown.clone(),

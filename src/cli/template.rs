@@ -4,8 +4,7 @@ use std::process::ExitCode;
 
 use clap::Subcommand;
 use ticketd::notify::templates::EVENTS;
-use ticketd::notify::{Notifier, PreviewError};
-use ticketd::store::queues;
+use ticketd::notify::{Notifier, OpenError, PreviewError};
 
 use super::{Ctx, exit, fail};
 
@@ -36,17 +35,14 @@ pub async fn run(ctx: &Ctx, cmd: TemplateCommand) -> ExitCode {
         lang,
         html,
     } = cmd;
-    let (_store, mut conn) = match ctx.connection().await {
+    let (store, mut conn) = match ctx.connection().await {
         Ok(opened) => opened,
         Err(code) => return code,
     };
-    let queues = match queues::load(&mut conn, &ctx.settings.queues).await {
-        Ok(q) => q,
-        Err(e) => return fail("cannot load the queues", &e),
-    };
-    let notifier = match Notifier::new(ctx.settings.clone(), queues) {
+    let notifier = match Notifier::open(&store, ctx.settings.clone()).await {
         Ok(n) => n,
-        Err(e) => {
+        Err(OpenError::Store(e)) => return fail("cannot load the queues", &e),
+        Err(OpenError::Templates(e)) => {
             eprintln!("ticketd: {e}");
             return ExitCode::from(exit::CONFIG);
         }

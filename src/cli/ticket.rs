@@ -9,7 +9,7 @@ use serde::Serialize;
 use ticketd::blobs::BlobStore;
 use ticketd::ingest::service::{Actor, Announce, AuthorKind, Posting, ServiceError, TicketService};
 use ticketd::mail::{InboundMail, Mailbox};
-use ticketd::notify::{Notifier, Written};
+use ticketd::notify::{Notifier, OpenError, Written};
 use ticketd::store::events::{self, EventRecord};
 use ticketd::store::tickets::{self, Filter, MessageView, Priority, Status, Ticket};
 use ticketd::store::{Conn, Store, StoreError, directory, now};
@@ -253,19 +253,10 @@ pub async fn run(ctx: &Ctx, cmd: TicketCommand) -> ExitCode {
 
 /// Runs one of the commands that change a ticket, through the ticket service.
 async fn changed(ctx: &Ctx, store: &Store, cmd: TicketCommand) -> ExitCode {
-    let queues = {
-        let mut conn = match store.conn().await {
-            Ok(c) => c,
-            Err(e) => return fail("cannot open the store", &e),
-        };
-        match ticketd::store::queues::load(&mut conn, &ctx.settings.queues).await {
-            Ok(q) => q,
-            Err(e) => return fail("cannot load the queues", &e),
-        }
-    };
-    let notifier = match Notifier::new(ctx.settings.clone(), queues) {
+    let notifier = match Notifier::open(store, ctx.settings.clone()).await {
         Ok(n) => n,
-        Err(e) => {
+        Err(OpenError::Store(e)) => return fail("cannot load the queues", &e),
+        Err(OpenError::Templates(e)) => {
             eprintln!("ticketd: {e}");
             return ExitCode::from(super::exit::CONFIG);
         }

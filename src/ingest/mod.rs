@@ -26,14 +26,13 @@ use crate::mail::classify::classify;
 use crate::mail::parse::{NotAMessage, check_is_message, parse_headers_only};
 use crate::mail::{Classification, InboundMail, RawMessage, parse};
 use crate::store::intake::{self, NewRaw};
-use crate::store::queues::{self, Queue};
-use sqlx::Any;
-use sqlx::pool::PoolConnection;
+use crate::store::queues::Queue;
 
 use crate::mail::tag::SubjectTag;
 use crate::notify::Notifier;
 use crate::store::durable::Durability;
 use crate::store::tickets::Priority;
+use crate::store::writer::Writer;
 use crate::store::{Conn, Store, StoreError, checkpoint, directory, now, secrets};
 use decide::{AgentCheck, Context, HoldCode, Sender};
 use service::TicketService;
@@ -97,6 +96,15 @@ pub enum IngestError {
     Stopped,
     #[error(transparent)]
     Templates(#[from] crate::notify::templates::TemplateError),
+}
+
+impl From<crate::notify::OpenError> for IngestError {
+    fn from(e: crate::notify::OpenError) -> Self {
+        match e {
+            crate::notify::OpenError::Store(e) => IngestError::Store(e),
+            crate::notify::OpenError::Templates(e) => IngestError::Templates(e),
+        }
+    }
 }
 
 impl From<service::ServiceError> for IngestError {
@@ -253,6 +261,19 @@ async fn read_with(
     }
 }
 
+/// A message's transaction, or the report on a message received before.
+enum Fresh<'c> {
+    New(sqlx::Transaction<'c, sqlx::Any>),
+    Known(Report),
+}
+
+/// Why a message is kept unread: the hold it gets.
+#[derive(Clone, Copy)]
+struct Unread<'a> {
+    code: HoldCode,
+    reason: &'a str,
+}
+
 /// Everything the pipeline needs, built once and shared by every message.
 pub struct Pipeline {
     store: Store,
@@ -271,10 +292,8 @@ pub struct Pipeline {
     durability: Durability,
     /// Proves mail from an agent's address to be the agent's.
     verifier: verify::Verifier,
-    /// The connection this pipeline writes through. Keeping one (rather than
-    /// taking any from the pool) keeps SQLite's page cache warm between
-    /// messages; it is dropped after a transient error and opened anew.
-    conn: tokio::sync::Mutex<Option<PoolConnection<Any>>>,
+    /// The connection this pipeline writes through.
+    writer: Writer,
 }
 
 impl Pipeline {
@@ -282,11 +301,9 @@ impl Pipeline {
     /// changed), the bounce key and the notification templates. Reads only, so
     /// a message waits for the store's write lock in its own transaction alone.
     pub async fn new(store: Store, settings: Arc<Settings>) -> Result<Pipeline, IngestError> {
-        let (queues, bounce_key) = {
-            let mut conn = store.conn().await?;
-            let queues = queues::load(&mut conn, &settings.queues).await?;
-            (queues, secrets::bounce_key(&mut conn).await?)
-        };
+        let notifier = Notifier::open(&store, settings.clone()).await?;
+        let queues = notifier.queues().to_vec();
+        let bounce_key = secrets::bounce_key(&mut *store.conn().await?).await?;
         if let Some(warning) = store.durability_warning().await? {
             tracing::warn!("{warning}");
         }
@@ -295,7 +312,6 @@ impl Pipeline {
             .iter()
             .position(|q| q.name == settings.tickets.default_queue)
             .unwrap_or(0);
-        let notifier = Notifier::new(settings.clone(), queues.clone())?;
         Ok(Pipeline {
             notifier,
             own_addresses: settings.own_addresses(),
@@ -305,11 +321,11 @@ impl Pipeline {
             bounce_key,
             durability,
             verifier: verify::Verifier::new(&settings.agents),
+            writer: Writer::new(store.clone()),
             store,
             settings,
             queues,
             default_queue,
-            conn: tokio::sync::Mutex::new(None),
         })
     }
 
@@ -405,10 +421,18 @@ impl Pipeline {
         forced: Option<&Queue>,
     ) -> Result<Report, IngestError> {
         self.store_large_raw(raw, mail).await?;
-        let mut slot = self.conn.lock().await;
-        let mut conn = self.checkout(&mut slot).await?;
-        let result = self.ingest_on(&mut conn, raw, mail, source, forced).await;
-        checkin(&mut slot, conn, &result);
+        self.write(async |conn| self.ingest_on(conn, raw, mail, source, forced).await)
+            .await
+    }
+
+    /// Runs `work` on this pipeline's writing connection (see [`Writer`]).
+    async fn write<T>(
+        &self,
+        work: impl AsyncFnOnce(&mut Conn) -> Result<T, IngestError>,
+    ) -> Result<T, IngestError> {
+        let mut writing = self.writer.lock(self.durability.take_reopen()).await?;
+        let result = work(writing.conn()).await;
+        writing.finish(result.as_ref().is_err_and(IngestError::is_transient));
         result
     }
 
@@ -470,37 +494,13 @@ impl Pipeline {
     /// (a full disk) is logged at debug level only, since the checkpointer
     /// reports it once, and counts as done: the next try comes a batch later.
     pub async fn catch_up_checkpoint(&self) -> bool {
-        let mut slot = self.conn.lock().await;
-        let result = match self.checkout(&mut slot).await {
-            Ok(mut conn) => {
-                let result = checkpoint::catch_up(&mut conn)
-                    .await
-                    .map_err(IngestError::from);
-                checkin(&mut slot, conn, &result);
-                result
-            }
-            Err(e) => Err(e),
-        };
+        let result = self
+            .write(async |conn| Ok(checkpoint::catch_up(conn).await?))
+            .await;
         result.unwrap_or_else(|e| {
             tracing::debug!(error = %e, "WAL catch-up failed");
             true
         })
-    }
-
-    /// This pipeline's connection, opened when there is none (or anew after a failed sync).
-    async fn checkout(
-        &self,
-        slot: &mut Option<PoolConnection<Any>>,
-    ) -> Result<PoolConnection<Any>, IngestError> {
-        if self.durability.take_reopen()
-            && let Some(mut conn) = slot.take()
-        {
-            conn.close_on_drop();
-        }
-        match slot.take() {
-            Some(conn) => Ok(conn),
-            None => Ok(self.store.conn().await?),
-        }
     }
 
     async fn ingest_on(
@@ -511,46 +511,66 @@ impl Pipeline {
         source: &str,
         forced: Option<&Queue>,
     ) -> Result<Report, IngestError> {
-        let from = mail.from.as_ref().map(|f| f.address.as_str()).unwrap_or("");
         // Before the transaction: a DKIM check asks the DNS.
         let agent_check = self.agent_check(conn, mail, raw.bytes()).await?;
-        let mut tx = self.store.begin_on(conn).await?;
-        let fresh = self.record_raw(&mut tx, raw, mail, source).await?;
-        if !fresh {
-            let ticket = intake::ticket_of_known_message(
-                &mut tx,
-                &mail.sha256,
-                mail.message_id.as_deref(),
-                from,
-            )
-            .await?;
-            tx.rollback().await.map_err(StoreError::from)?;
-            // Maybe committed by another process that has not synced it yet: the
-            // source's sync must cover it before this copy is acknowledged.
-            self.durability.committed();
-            return Ok(Report::new(
-                Outcome::Duplicate,
-                ticket,
-                Some("this message was received before".to_string()),
-            ));
-        }
+        let mut tx = match self.begin_fresh(conn, raw, mail, source).await? {
+            Fresh::New(tx) => tx,
+            Fresh::Known(report) => return Ok(report),
+        };
         let report = self
             .decide_and_apply(&mut tx, mail, agent_check.as_ref(), None, forced)
             .await?;
+        self.commit(tx).await?;
+        Ok(report)
+    }
+
+    /// Opens the message's transaction and records its raw copy: the one
+    /// dedup step of every way in. A message received before gets a
+    /// `duplicate` report naming its ticket and nothing is written; since the
+    /// earlier copy may have been committed by another process that has not
+    /// synced it yet, the source's next sync covers it before this copy is
+    /// acknowledged.
+    async fn begin_fresh<'c>(
+        &self,
+        conn: &'c mut Conn,
+        raw: &RawMessage,
+        mail: &InboundMail,
+        source: &str,
+    ) -> Result<Fresh<'c>, IngestError> {
+        let mut tx = self.store.begin_on(conn).await?;
+        if self.record_raw(&mut tx, raw, mail, source).await? {
+            return Ok(Fresh::New(tx));
+        }
+        let from = mail.from.as_ref().map(|f| f.address.as_str()).unwrap_or("");
+        let ticket = intake::ticket_of_known_message(
+            &mut tx,
+            &mail.sha256,
+            mail.message_id.as_deref(),
+            from,
+        )
+        .await?;
+        tx.rollback().await.map_err(StoreError::from)?;
+        self.durability.committed();
+        Ok(Fresh::Known(Report::new(
+            Outcome::Duplicate,
+            ticket,
+            Some("this message was received before".to_string()),
+        )))
+    }
+
+    /// Commits a message's transaction and counts it for the next sync.
+    async fn commit(&self, tx: sqlx::Transaction<'_, sqlx::Any>) -> Result<(), IngestError> {
         tx.commit().await.map_err(StoreError::from)?;
         self.durability.committed();
-        Ok(report)
+        Ok(())
     }
 
     /// Runs a held message through the pipeline again, as approved by an
     /// operator: an unknown sender is accepted and the size limit lifted; a
     /// locked contact, a missing role or automatic mail still hold it.
     pub async fn release(&self, held_id: i64) -> Result<Report, IngestError> {
-        let mut slot = self.conn.lock().await;
-        let mut conn = self.checkout(&mut slot).await?;
-        let result = self.release_on(&mut conn, held_id).await;
-        checkin(&mut slot, conn, &result);
-        result
+        self.write(async |conn| self.release_on(conn, held_id).await)
+            .await
     }
 
     /// Keeps a message unread as a held message with `code` and `reason`: input
@@ -572,16 +592,11 @@ impl Pipeline {
             .and_then(|name| self.queues.iter().find(|q| q.name == name))
             .unwrap_or(&self.queues[self.default_queue]);
         self.store_large_raw(raw, &mail).await?;
-        let mut slot = self.conn.lock().await;
-        let mut conn = self.checkout(&mut slot).await?;
-        let result = self
-            .hold_on(&mut conn, raw, &mail, source, queue, code, reason)
-            .await;
-        checkin(&mut slot, conn, &result);
-        result
+        let held = Unread { code, reason };
+        self.write(async |conn| self.hold_on(conn, raw, &mail, source, queue, &held).await)
+            .await
     }
 
-    #[allow(clippy::too_many_arguments)]
     async fn hold_on(
         &self,
         conn: &mut Conn,
@@ -589,20 +604,13 @@ impl Pipeline {
         mail: &InboundMail,
         source: &str,
         queue: &Queue,
-        code: HoldCode,
-        reason: &str,
+        held: &Unread<'_>,
     ) -> Result<Report, IngestError> {
-        let mut tx = self.store.begin_on(conn).await?;
-        let fresh = self.record_raw(&mut tx, raw, mail, source).await?;
-        if !fresh {
-            tx.rollback().await.map_err(StoreError::from)?;
-            self.durability.committed();
-            return Ok(Report::new(
-                Outcome::Duplicate,
-                None,
-                Some("this input was received before".into()),
-            ));
-        }
+        let Unread { code, reason } = *held;
+        let mut tx = match self.begin_fresh(conn, raw, mail, source).await? {
+            Fresh::New(tx) => tx,
+            Fresh::Known(report) => return Ok(report),
+        };
         let new_subject = self.tag.clean_subject(mail.subject.as_deref());
         let decision = decide::Decision::Hold {
             code,
@@ -623,8 +631,7 @@ impl Pipeline {
             service: &service,
         };
         let report = apply::apply(&mut tx, &decision, &input).await?;
-        tx.commit().await.map_err(StoreError::from)?;
-        self.durability.committed();
+        self.commit(tx).await?;
         Ok(report)
     }
 
@@ -660,8 +667,7 @@ impl Pipeline {
                 held_queue,
             )
             .await?;
-        tx.commit().await.map_err(StoreError::from)?;
-        self.durability.committed();
+        self.commit(tx).await?;
         Ok(report)
     }
 
@@ -792,23 +798,6 @@ impl Pipeline {
             service: &service,
         };
         apply::apply(conn, &decision, &input).await
-    }
-}
-
-/// Keeps the connection for the next message, unless it may be broken: after
-/// a transient error, or when it is still inside a transaction (a failed
-/// COMMIT can leave the driver believing so, and every later BEGIN would fail).
-fn checkin<T>(
-    slot: &mut Option<PoolConnection<Any>>,
-    mut conn: PoolConnection<Any>,
-    result: &Result<T, IngestError>,
-) {
-    use sqlx::Connection;
-    let suspect = result.as_ref().is_err_and(IngestError::is_transient);
-    if suspect || conn.is_in_transaction() {
-        conn.close_on_drop();
-    } else {
-        *slot = Some(conn);
     }
 }
 

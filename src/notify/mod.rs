@@ -17,14 +17,23 @@ use crate::mail::{InboundMail, address};
 use crate::store::directory::{self, Contact};
 use crate::store::intake::HoldCode;
 use crate::store::outbox::{self, NewOutbox, Notice};
-use crate::store::queues::Queue;
+use crate::store::queues::{self, Queue};
 use crate::store::tickets::{self, Status, Ticket};
-use crate::store::{Conn, StoreError, now};
+use crate::store::{Conn, Store, StoreError, now};
 use context::{
     Context, HeldView, MessageView, OrganizationView, Person, StatusView, SupportView, TicketView,
 };
 use recipients::{Event, Participant, Side};
 use templates::{TemplateError, Templates};
+
+/// Why a notifier could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Templates(#[from] TemplateError),
+}
 
 pub struct Notifier {
     templates: Templates,
@@ -93,7 +102,18 @@ impl Delivery {
 }
 
 impl Notifier {
-    /// Loads and checks the templates.
+    /// Brings the stored queues in line with the configuration (writing only
+    /// when it changed), then loads and checks the templates: what every
+    /// caller (the pipeline, the daemon's reminders, the command line) needs.
+    pub async fn open(store: &Store, settings: Arc<Settings>) -> Result<Notifier, OpenError> {
+        let queues = {
+            let mut conn = store.conn().await?;
+            queues::load(&mut conn, &settings.queues).await?
+        };
+        Ok(Notifier::new(settings, queues)?)
+    }
+
+    /// Loads and checks the templates, for `queues` as stored.
     pub fn new(settings: Arc<Settings>, queues: Vec<Queue>) -> Result<Notifier, TemplateError> {
         Ok(Notifier {
             templates: Templates::load(settings.notify.templates_dir.as_deref())?,
@@ -102,6 +122,11 @@ impl Notifier {
             settings,
             queues,
         })
+    }
+
+    /// The configured queues, as stored (with their ids).
+    pub fn queues(&self) -> &[Queue] {
+        &self.queues
     }
 
     /// The loaded templates (shipped, with the operator's on top).

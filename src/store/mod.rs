@@ -34,6 +34,7 @@ pub mod outbox;
 pub mod queues;
 pub mod secrets;
 pub mod tickets;
+pub mod writer;
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
