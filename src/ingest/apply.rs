@@ -7,7 +7,7 @@ use super::{IngestError, Outcome, Report};
 use crate::config::Role;
 use crate::mail::forward::{Forwarded, unforwarded_subject};
 use crate::mail::{Classification, InboundMail};
-use crate::notify::Written;
+use crate::notify::{HeldNotice, Written};
 use crate::store::directory::{self, NewContact};
 use crate::store::events::{self, Event};
 use crate::store::intake::{self, NewHeld};
@@ -367,6 +367,11 @@ async fn hold(
                 now,
             )
             .await?;
+            let notice = HeldNotice {
+                held_id: id,
+                trigger: input.mail,
+                queue: input.queue,
+            };
             if code == HoldCode::CommandsRejected {
                 let problems = input
                     .rejected
@@ -374,12 +379,10 @@ async fn hold(
                     .map(|e| format!("{}: {}", e.line, e.reason))
                     .collect();
                 notifier
-                    .commands_rejected(conn, id, input.mail, input.queue, problems, commands::HELP)
+                    .commands_rejected(conn, &notice, problems, commands::HELP)
                     .await?;
             } else {
-                notifier
-                    .message_held(conn, id, input.mail, code, input.queue)
-                    .await?;
+                notifier.message_held(conn, &notice, code).await?;
             }
             id
         }

@@ -267,9 +267,10 @@ enum Fresh<'c> {
     Known(Report),
 }
 
-/// Why a message is kept unread: the hold it gets.
+/// A message kept unread: the queue it is held in, and why.
 #[derive(Clone, Copy)]
 struct Unread<'a> {
+    queue: &'a Queue,
     code: HoldCode,
     reason: &'a str,
 }
@@ -592,8 +593,12 @@ impl Pipeline {
             .and_then(|name| self.queues.iter().find(|q| q.name == name))
             .unwrap_or(&self.queues[self.default_queue]);
         self.store_large_raw(raw, &mail).await?;
-        let held = Unread { code, reason };
-        self.write(async |conn| self.hold_on(conn, raw, &mail, source, queue, &held).await)
+        let held = Unread {
+            queue,
+            code,
+            reason,
+        };
+        self.write(async |conn| self.hold_on(conn, raw, &mail, source, &held).await)
             .await
     }
 
@@ -603,10 +608,13 @@ impl Pipeline {
         raw: &RawMessage,
         mail: &InboundMail,
         source: &str,
-        queue: &Queue,
         held: &Unread<'_>,
     ) -> Result<Report, IngestError> {
-        let Unread { code, reason } = *held;
+        let Unread {
+            queue,
+            code,
+            reason,
+        } = *held;
         let mut tx = match self.begin_fresh(conn, raw, mail, source).await? {
             Fresh::New(tx) => tx,
             Fresh::Known(report) => return Ok(report),

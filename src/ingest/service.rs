@@ -117,9 +117,11 @@ impl TicketService<'_> {
             conn,
             ticket_id,
             actor,
-            "ticket_created",
-            None,
-            Some(followed.as_deref().unwrap_or(Status::New.as_str())),
+            Change {
+                action: "ticket_created",
+                old: None,
+                new: Some(followed.as_deref().unwrap_or(Status::New.as_str())),
+            },
         )
         .await?;
         if t.priority != Priority::Normal {
@@ -127,9 +129,11 @@ impl TicketService<'_> {
                 conn,
                 ticket_id,
                 actor,
-                "priority_changed",
-                Some(Priority::Normal.as_str()),
-                Some(t.priority.as_str()),
+                Change {
+                    action: "priority_changed",
+                    old: Some(Priority::Normal.as_str()),
+                    new: Some(t.priority.as_str()),
+                },
             )
             .await?;
         }
@@ -240,9 +244,11 @@ impl TicketService<'_> {
             conn,
             ticket_id,
             actor,
-            "status_changed",
-            Some(ticket.status.as_str()),
-            Some(status.as_str()),
+            Change {
+                action: "status_changed",
+                old: Some(ticket.status.as_str()),
+                new: Some(status.as_str()),
+            },
         )
         .await?;
         if tell_customers {
@@ -270,9 +276,11 @@ impl TicketService<'_> {
             conn,
             ticket_id,
             actor,
-            "priority_changed",
-            Some(ticket.priority.as_str()),
-            Some(priority.as_str()),
+            Change {
+                action: "priority_changed",
+                old: Some(ticket.priority.as_str()),
+                new: Some(priority.as_str()),
+            },
         )
         .await?;
         Ok(Some(ticket.priority))
@@ -300,9 +308,11 @@ impl TicketService<'_> {
             conn,
             ticket_id,
             actor,
-            "assigned",
-            ticket.assignee.as_deref(),
-            Some(agent.as_ref().map_or("nobody", |a| a.email.as_str())),
+            Change {
+                action: "assigned",
+                old: ticket.assignee.as_deref(),
+                new: Some(agent.as_ref().map_or("nobody", |a| a.email.as_str())),
+            },
         )
         .await?;
         Ok(true)
@@ -327,9 +337,11 @@ impl TicketService<'_> {
                 conn,
                 ticket_id,
                 actor,
-                "participant_added",
-                None,
-                Some(address),
+                Change {
+                    action: "participant_added",
+                    old: None,
+                    new: Some(address),
+                },
             )
             .await?;
         }
@@ -350,9 +362,11 @@ impl TicketService<'_> {
                 conn,
                 ticket_id,
                 actor,
-                "participant_removed",
-                Some(address),
-                None,
+                Change {
+                    action: "participant_removed",
+                    old: Some(address),
+                    new: None,
+                },
             )
             .await?;
         }
@@ -372,10 +386,28 @@ impl TicketService<'_> {
         let into = merge_target(conn, from, into).await?;
         tickets::merge(conn, from, into, self.now).await?;
         let (from_text, into_text) = (format!("#{from}"), format!("#{into}"));
-        self.audit(conn, from, actor, "merged_into", None, Some(&into_text))
-            .await?;
-        self.audit(conn, into, actor, "merged_from", None, Some(&from_text))
-            .await?;
+        self.audit(
+            conn,
+            from,
+            actor,
+            Change {
+                action: "merged_into",
+                old: None,
+                new: Some(&into_text),
+            },
+        )
+        .await?;
+        self.audit(
+            conn,
+            into,
+            actor,
+            Change {
+                action: "merged_from",
+                old: None,
+                new: Some(&from_text),
+            },
+        )
+        .await?;
         Ok(into)
     }
 
@@ -437,10 +469,13 @@ impl TicketService<'_> {
         conn: &mut Conn,
         ticket_id: i64,
         actor: Actor<'_>,
-        action: &str,
-        old_value: Option<&str>,
-        new_value: Option<&str>,
+        change: Change<'_>,
     ) -> Result<(), ServiceError> {
+        let Change {
+            action,
+            old: old_value,
+            new: new_value,
+        } = change;
         events::record(
             conn,
             &Event {
@@ -530,4 +565,12 @@ pub async fn check_commands(
         }
     }
     Ok(errors)
+}
+
+/// One audited change: what happened, the value before and after.
+#[derive(Clone, Copy)]
+struct Change<'a> {
+    action: &'a str,
+    old: Option<&'a str>,
+    new: Option<&'a str>,
 }

@@ -66,10 +66,11 @@ pub struct SupportView {
     pub comment_address: Option<String>,
 }
 
-/// Everything a template may use; fields that do not apply to an event are empty.
+/// Everything a template may use; fields that do not apply to an event are
+/// empty, and `ticket` is none for a notice about a held message (no ticket).
 #[derive(Debug, Clone, Serialize)]
 pub struct Context {
-    pub ticket: TicketView,
+    pub ticket: Option<TicketView>,
     pub recipient: Person,
     pub requester: Person,
     pub organization: Option<OrganizationView>,
@@ -86,14 +87,14 @@ pub fn sample(status: &str, held: &str) -> Context {
         name: Some("Jane Doe".into()),
     };
     Context {
-        ticket: TicketView {
+        ticket: Some(TicketView {
             id: 42,
             subject: "Printer on floor 3 shows E42".into(),
             status: status.into(),
             queue: "support".into(),
             tag: "[Support #42]".into(),
             priority: "normal".into(),
-        },
+        }),
         recipient: jane.clone(),
         requester: jane,
         organization: Some(OrganizationView {

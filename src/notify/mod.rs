@@ -26,6 +26,16 @@ use context::{
 use recipients::{Event, Participant, Side};
 use templates::{TemplateError, Templates};
 
+/// A held message whose sender is told about it.
+#[derive(Clone, Copy)]
+pub struct HeldNotice<'a> {
+    pub held_id: i64,
+    /// The message as received.
+    pub trigger: &'a InboundMail,
+    /// The queue it was held in (its address answers).
+    pub queue: &'a Queue,
+}
+
 /// Why a notifier could not be opened.
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
@@ -215,7 +225,7 @@ impl Notifier {
         let max_quoted = self.settings.notify.max_quoted_chars;
         let mut message = match trigger {
             Some(t) => message_view(t.mail, t.text, max_quoted),
-            None => empty_message(&facts.ticket.subject),
+            None => empty_message(facts.ticket().map_or("", |t| t.subject.as_str())),
         };
         let agent_files = match trigger {
             Some(t) => self.files_for_agents(t.mail, &mut message),
@@ -273,8 +283,12 @@ impl Notifier {
                     delivery
                 }
             };
-            self.send(conn, &facts, delivery, mail, &message, status, None)
-                .await?;
+            let content = Content {
+                message: &message,
+                status,
+                held: None,
+            };
+            self.send(conn, &facts, delivery, mail, &content).await?;
         }
         Ok(())
     }
@@ -313,7 +327,7 @@ impl Notifier {
         event: Event,
         author: Option<&str>,
     ) -> Result<Vec<recipients::Addressee>, StoreError> {
-        let Some(ticket_id) = facts.ticket_id else {
+        let Some(ticket_id) = facts.ticket_id() else {
             return Ok(Vec::new());
         };
         let participants: Vec<Participant> = tickets::participant_facts(conn, ticket_id)
@@ -409,10 +423,8 @@ impl Notifier {
     pub async fn message_held(
         &self,
         conn: &mut Conn,
-        held_id: i64,
-        trigger: &InboundMail,
+        notice: &HeldNotice<'_>,
         code: HoldCode,
-        queue: &Queue,
     ) -> Result<(), StoreError> {
         if !code.tells_sender() {
             return Ok(());
@@ -423,18 +435,16 @@ impl Notifier {
             problems: Vec::new(),
             allowed: String::new(),
         };
-        self.notice_to_sender(conn, held_id, trigger, queue, Notice::MessageHeld, held)
+        self.notice_to_sender(conn, notice, Notice::MessageHeld, held)
             .await
     }
 
-    /// Answers an agent whose commands did not all parse: each bad line and
-    /// what is allowed; nothing of the mail was applied.
+    /// Answers an agent whose commands did not all parse: each bad line
+    /// (`problems`) and what is `allowed`; nothing of the mail was applied.
     pub async fn commands_rejected(
         &self,
         conn: &mut Conn,
-        held_id: i64,
-        trigger: &InboundMail,
-        queue: &Queue,
+        notice: &HeldNotice<'_>,
         problems: Vec<String>,
         allowed: &str,
     ) -> Result<(), StoreError> {
@@ -444,27 +454,23 @@ impl Notifier {
             problems,
             allowed: allowed.into(),
         };
-        self.notice_to_sender(
-            conn,
-            held_id,
-            trigger,
-            queue,
-            Notice::CommandsRejected,
-            held,
-        )
-        .await
+        self.notice_to_sender(conn, notice, Notice::CommandsRejected, held)
+            .await
     }
 
     /// A notice about a held message to its sender.
     async fn notice_to_sender(
         &self,
         conn: &mut Conn,
-        held_id: i64,
-        trigger: &InboundMail,
-        queue: &Queue,
+        notice: &HeldNotice<'_>,
         event: Notice,
         mut held: HeldView,
     ) -> Result<(), StoreError> {
+        let HeldNotice {
+            held_id,
+            trigger,
+            queue,
+        } = *notice;
         let Some(from) = &trigger.from else {
             return Ok(());
         };
@@ -485,16 +491,7 @@ impl Notifier {
             name: from.name.clone(),
         };
         let facts = Facts {
-            ticket: TicketView {
-                id: 0,
-                subject: subject.clone(),
-                status: String::new(),
-                queue: queue.name.clone(),
-                tag: String::new(),
-                priority: String::new(),
-            },
-            ticket_id: None,
-            held_id: Some(held_id),
+            about: About::Held(held_id),
             requester: person.clone(),
             requester_contact: contact,
             organization: None,
@@ -512,20 +509,18 @@ impl Notifier {
         };
         held.subject = subject;
         let delivery = Delivery::new(event, person, language, true);
-        self.send(
-            conn,
-            &facts,
-            delivery,
-            Some(trigger),
-            &message_view(
-                trigger,
-                &trigger.visible_text,
-                self.settings.notify.max_quoted_chars,
-            ),
-            None,
-            Some(&held),
-        )
-        .await
+        let message = message_view(
+            trigger,
+            &trigger.visible_text,
+            self.settings.notify.max_quoted_chars,
+        );
+        let content = Content {
+            message: &message,
+            status: None,
+            held: Some(&held),
+        };
+        self.send(conn, &facts, delivery, Some(trigger), &content)
+            .await
     }
 
     /// Renders an event for a ticket without sending it (`ticketd template render`).
@@ -539,6 +534,10 @@ impl Notifier {
         let facts = self
             .facts(conn, ticket_id)
             .await?
+            .ok_or(PreviewError::NoTicket(ticket_id))?;
+        let ticket = facts
+            .ticket()
+            .cloned()
             .ok_or(PreviewError::NoTicket(ticket_id))?;
         let language = match language {
             Some(l) => l.to_string(),
@@ -558,7 +557,7 @@ impl Notifier {
             author_name: last.and_then(|m| m.author.name.clone()),
             subject: shorten(
                 last.and_then(|m| m.subject.as_deref())
-                    .unwrap_or(&facts.ticket.subject),
+                    .unwrap_or(&ticket.subject),
                 MAX_SUBJECT_CHARS,
             ),
             text: shorten(text, max_quoted),
@@ -566,22 +565,22 @@ impl Notifier {
             attachments_omitted: Vec::new(),
         };
         let ctx = Context {
-            ticket: facts.ticket.clone(),
             recipient: facts.requester.clone(),
             requester: facts.requester.clone(),
             organization: facts.organization.clone(),
             message,
             status: StatusView {
                 old: "open".into(),
-                new: facts.ticket.status.clone(),
+                new: ticket.status.clone(),
             },
             held: HeldView {
                 code: "locked".into(),
-                subject: facts.ticket.subject.clone(),
+                subject: ticket.subject.clone(),
                 problems: Vec::new(),
                 allowed: String::new(),
             },
             support: self.support(&facts.queue),
+            ticket: Some(ticket),
         };
         Ok(self.templates.render(event, &language, &ctx)?)
     }
@@ -628,17 +627,19 @@ impl Notifier {
     }
 
     /// Renders, composes and enqueues one mail, unless the loop rules forbid it.
-    #[allow(clippy::too_many_arguments)]
     async fn send(
         &self,
         conn: &mut Conn,
         facts: &Facts,
         delivery: Delivery,
         trigger: Option<&InboundMail>,
-        message: &MessageView,
-        status: Option<&StatusView>,
-        held: Option<&HeldView>,
+        content: &Content<'_>,
     ) -> Result<(), StoreError> {
+        let Content {
+            message,
+            status,
+            held,
+        } = *content;
         let to = delivery.recipient.address.as_str();
         if delivery.automatic
             && !self
@@ -648,14 +649,14 @@ impl Notifier {
             return Ok(());
         }
         let ctx = Context {
-            ticket: facts.ticket.clone(),
+            ticket: facts.ticket().cloned(),
             recipient: delivery.recipient.clone(),
             requester: facts.requester.clone(),
             organization: facts.organization.clone(),
             message: message.clone(),
             status: status.cloned().unwrap_or(StatusView {
                 old: String::new(),
-                new: facts.ticket.status.clone(),
+                new: facts.ticket().map(|t| t.status.clone()).unwrap_or_default(),
             }),
             held: held.cloned().unwrap_or(HeldView {
                 code: String::new(),
@@ -704,8 +705,8 @@ impl Notifier {
         outbox::enqueue(
             conn,
             &NewOutbox {
-                ticket_id: facts.ticket_id,
-                held_id: facts.held_id,
+                ticket_id: facts.ticket_id(),
+                held_id: facts.held_id(),
                 kind: delivery.event,
                 automatic: delivery.automatic,
                 mail_from: self.envelope_sender(&facts.queue),
@@ -789,9 +790,7 @@ impl Notifier {
             .ok_or_else(|| StoreError::NotFound("no queue is configured".into()))?;
         let thread = tickets::inbound_message_ids(conn, ticket_id).await?;
         Ok(Some(Facts {
-            ticket: self.ticket_view(&ticket),
-            ticket_id: Some(ticket_id),
-            held_id: None,
+            about: About::Ticket(self.ticket_view(&ticket)),
             requester: Person {
                 address: ticket.requester.clone(),
                 name: contact.as_ref().and_then(|c| c.name.clone()),
@@ -832,9 +831,7 @@ pub enum PreviewError {
 
 /// What every mail about one ticket (or one held message) shares.
 struct Facts {
-    ticket: TicketView,
-    ticket_id: Option<i64>,
-    held_id: Option<i64>,
+    about: About,
     requester: Person,
     requester_contact: Option<Contact>,
     organization: Option<OrganizationView>,
@@ -845,6 +842,41 @@ struct Facts {
     queue: Queue,
     /// Message-IDs of the customer's messages, oldest first.
     thread: Vec<String>,
+}
+
+/// What one mail says beyond the facts: the message it is about, a status
+/// change, why a message is held.
+#[derive(Clone, Copy)]
+struct Content<'a> {
+    message: &'a MessageView,
+    status: Option<&'a StatusView>,
+    held: Option<&'a HeldView>,
+}
+
+/// What a notification is about: a ticket, or a held message (which has none).
+enum About {
+    Ticket(TicketView),
+    Held(i64),
+}
+
+impl Facts {
+    fn ticket(&self) -> Option<&TicketView> {
+        match &self.about {
+            About::Ticket(ticket) => Some(ticket),
+            About::Held(_) => None,
+        }
+    }
+
+    fn ticket_id(&self) -> Option<i64> {
+        self.ticket().map(|t| t.id)
+    }
+
+    fn held_id(&self) -> Option<i64> {
+        match self.about {
+            About::Held(id) => Some(id),
+            About::Ticket(_) => None,
+        }
+    }
 }
 
 /// The most characters of any subject a notification shows.
@@ -910,10 +942,9 @@ fn threading(thread: &[String], trigger: Option<&InboundMail>) -> (Option<String
 }
 
 fn new_message_id(event: Notice, facts: &Facts, domain: &str) -> String {
-    let subject = match (facts.ticket_id, facts.held_id) {
-        (Some(t), _) => format!("t{t}"),
-        (None, Some(h)) => format!("h{h}"),
-        _ => "x".into(),
+    let subject = match &facts.about {
+        About::Ticket(t) => format!("t{}", t.id),
+        About::Held(h) => format!("h{h}"),
     };
     let domain = if domain.is_empty() {
         "ticketd.invalid"

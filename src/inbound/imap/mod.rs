@@ -254,8 +254,12 @@ impl ImapSource {
                 let (synced, next) = tokio::join!(self.sync(&outcome), fetch_next);
                 synced?;
                 let next = next?;
-                self.settle(session, batch, &outcome, &mut cursor, caps, false)
-                    .await?;
+                let settled = Settled {
+                    batch,
+                    outcome: &outcome,
+                    last: false,
+                };
+                self.settle(session, &mut cursor, caps, settled).await?;
                 Ok(next)
             });
             drop(messages);
@@ -267,8 +271,12 @@ impl ImapSource {
             }
             if outcome.failure.is_some() || current.is_none() || self.shutdown.is_cancelled() {
                 self.sync(&outcome).await?;
-                self.settle(session, batch, &outcome, &mut cursor, caps, true)
-                    .await?;
+                let settled = Settled {
+                    batch,
+                    outcome: &outcome,
+                    last: true,
+                };
+                self.settle(session, &mut cursor, caps, settled).await?;
                 if let Some(e) = outcome.failure {
                     return Err(SourceError::Ingest(e));
                 }
@@ -298,12 +306,15 @@ impl ImapSource {
     async fn settle(
         &self,
         session: &mut ImapSession,
-        batch: &[u32],
-        outcome: &BatchOutcome,
         cursor: &mut SavedCursor,
         caps: Capabilities,
-        last: bool,
+        settled: Settled<'_>,
     ) -> Result<(), SourceError> {
+        let Settled {
+            batch,
+            outcome,
+            last,
+        } = settled;
         if !outcome.committed.is_empty() {
             acknowledge(
                 session,
@@ -357,6 +368,15 @@ impl ImapSource {
         }
         outcome
     }
+}
+
+/// A batch whose messages were all tried: its UIDs, what became of them, and
+/// whether it ends the pass (the cursor is then written whatever the time).
+#[derive(Clone, Copy)]
+struct Settled<'a> {
+    batch: &'a [u32],
+    outcome: &'a BatchOutcome,
+    last: bool,
 }
 
 /// How often, at most, the cursor is written during a pass.
