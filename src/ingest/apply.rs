@@ -1,7 +1,7 @@
 //! Apply: carry out a [`Decision`] inside the message's transaction.
 
 use super::commands::{self, Command, LineError};
-use super::decide::{Author, Decision, HoldCode};
+use super::decide::{Append, Author, Create, CreateForwarded, Decision, HoldCode, Record};
 use super::service::{Actor, Announce, AuthorKind, Opening, Posting, TicketService};
 use super::{IngestError, Outcome, Report};
 use crate::config::Role;
@@ -58,222 +58,257 @@ pub async fn apply(
             flag_bounced(conn, bounced, *bounce_outbox_id, None, now).await?;
             Ok(report)
         }
-        Decision::Create {
-            author,
-            organization_id,
-            follows_up,
-            participants,
-            priority,
-            commands,
-        } => {
-            let (author_id, author_email) = resolve_author(conn, author, now).await?;
-            let by_agent = matches!(author, Author::Agent { .. });
-            let ticket_id = service
-                .open(
-                    conn,
-                    &Opening {
-                        ticket: NewTicket {
-                            queue_id: input.queue.id,
-                            organization_id: *organization_id,
-                            requester_email: &author_email,
-                            requester_contact_id: (!by_agent).then_some(author_id),
-                            subject: input.new_subject,
-                            follows_up: *follows_up,
-                            priority: *priority,
-                        },
-                        participants,
-                    },
-                    Actor {
-                        name: &author_email,
-                    },
-                )
-                .await?;
-            let text = if by_agent {
-                input.agent_text
-            } else {
-                &input.mail.visible_text
-            };
-            let posting = posting(input, author, Some(author_id), text, false);
-            service
-                .add_message(conn, ticket_id, &posting, Announce::NewTicket { by_agent })
-                .await?;
-            let ticket_id =
-                agent_commands(conn, input, ticket_id, commands, &author_email, false).await?;
-            finish_release(conn, input, ticket_id).await?;
-            Ok(Report::new(Outcome::Created, Some(ticket_id), None))
-        }
-        Decision::CreateForwarded {
-            customer,
-            organization_id,
-            agent,
-            priority,
-            commands,
-        } => {
-            let forwarded = input.forwarded.ok_or_else(|| {
-                IngestError::Invalid("a forward was decided on without the forwarded mail".into())
-            })?;
-            let (customer_id, customer_email) = resolve_author(conn, customer, now).await?;
-            let (agent_id, agent_email) = resolve_author(conn, agent, now).await?;
-            let subject = forwarded
-                .subject
-                .clone()
-                .unwrap_or_else(|| unforwarded_subject(input.new_subject));
-            let ticket_id = service
-                .open(
-                    conn,
-                    &Opening {
-                        ticket: NewTicket {
-                            queue_id: input.queue.id,
-                            organization_id: *organization_id,
-                            requester_email: &customer_email,
-                            requester_contact_id: Some(customer_id),
-                            subject: &subject,
-                            follows_up: None,
-                            priority: *priority,
-                        },
-                        participants: &[],
-                    },
-                    Actor { name: &agent_email },
-                )
-                .await?;
-            // The customer's words as the customer's message, without the
-            // agent's mail's identity (its Message-ID is the agent's).
-            let customer_mail = InboundMail {
-                from: Some(forwarded.sender.clone()),
-                subject: Some(subject.clone()),
-                text: forwarded.text.clone(),
-                visible_text: forwarded.text.clone(),
-                ..InboundMail::default()
-            };
-            service
-                .add_message(
-                    conn,
-                    ticket_id,
-                    &Posting {
-                        mail: &customer_mail,
-                        author_kind: AuthorKind::Contact,
-                        author_id: Some(customer_id),
-                        text: &forwarded.text,
-                        attachments: &forwarded.attachments,
-                        internal: false,
-                        classification: input.classification.as_str(),
-                        raw_stored: false,
-                    },
-                    Announce::Nobody,
-                )
-                .await?;
-            let note = posting(input, agent, Some(agent_id), input.agent_text, true);
-            let note = Posting {
-                attachments: &[],
-                ..note
-            };
-            service
-                .add_message(
-                    conn,
-                    ticket_id,
-                    &note,
-                    Announce::NewTicket { by_agent: true },
-                )
-                .await?;
-            let ticket_id =
-                agent_commands(conn, input, ticket_id, commands, &agent_email, false).await?;
-            finish_release(conn, input, ticket_id).await?;
-            Ok(Report::new(Outcome::Created, Some(ticket_id), None))
-        }
-        Decision::Append {
-            ticket_id,
-            author,
-            status_change,
-            participants,
-            internal,
-            commands,
-        } => {
-            let (author_id, author_email) = resolve_author(conn, author, now).await?;
-            let actor = Actor {
+        Decision::Create(decided) => create(conn, input, decided).await,
+        Decision::CreateForwarded(decided) => create_forwarded(conn, input, decided).await,
+        Decision::Append(decided) => append(conn, input, decided).await,
+        Decision::Record(decided) => record(conn, input, decided).await,
+    }
+}
+
+/// Opens a ticket for the sender with their message (and an agent's commands).
+async fn create(
+    conn: &mut Conn,
+    input: &Input<'_>,
+    decided: &Create,
+) -> Result<Report, IngestError> {
+    let Create {
+        author,
+        organization_id,
+        follows_up,
+        participants,
+        priority,
+        commands,
+    } = decided;
+    let service = input.service;
+    let now = service.now;
+    let (author_id, author_email) = resolve_author(conn, author, now).await?;
+    let by_agent = matches!(author, Author::Agent { .. });
+    let ticket_id = service
+        .open(
+            conn,
+            &Opening {
+                ticket: NewTicket {
+                    queue_id: input.queue.id,
+                    organization_id: *organization_id,
+                    requester_email: &author_email,
+                    requester_contact_id: (!by_agent).then_some(author_id),
+                    subject: input.new_subject,
+                    follows_up: *follows_up,
+                    priority: *priority,
+                },
+                participants,
+            },
+            Actor {
                 name: &author_email,
-            };
-            for address in participants {
-                tickets::add_participant(conn, *ticket_id, address, "cc").await?;
-            }
-            let by_agent = matches!(author, Author::Agent { .. });
-            // An agent's mail of commands alone says nothing to anyone: it is
-            // kept as a note, and a status it sets is told as such.
-            let commands_only = by_agent
-                && !internal
-                && input.agent_text.trim().is_empty()
-                && input.mail.attachments.is_empty();
-            let (text, stored_internal, announce) = match (by_agent, internal, commands_only) {
-                (false, _, _) => (
-                    input.mail.visible_text.as_str(),
-                    false,
-                    Announce::Message(Written::ByCustomer),
-                ),
-                (true, true, _) => (
-                    input.agent_text,
-                    true,
-                    Announce::Message(Written::InternalNote),
-                ),
-                (true, false, true) => (input.agent_text, true, Announce::Nobody),
-                (true, false, false) => {
-                    (input.agent_text, false, Announce::Message(Written::ByAgent))
-                }
-            };
-            let posting = posting(input, author, Some(author_id), text, stored_internal);
-            // The status first, so that the answer shows the ticket as it now is.
-            if let Some((_, to)) = status_change {
-                service
-                    .set_status(conn, *ticket_id, *to, actor, commands_only)
-                    .await?;
-            }
-            service
-                .add_message(conn, *ticket_id, &posting, announce)
-                .await?;
-            let ticket_id =
-                agent_commands(conn, input, *ticket_id, commands, &author_email, true).await?;
-            finish_release(conn, input, ticket_id).await?;
-            Ok(Report::new(Outcome::Appended, Some(ticket_id), None))
-        }
-        Decision::Record {
+            },
+        )
+        .await?;
+    let text = if by_agent {
+        input.agent_text
+    } else {
+        &input.mail.visible_text
+    };
+    let posting = posting(input, author, Some(author_id), text, false);
+    service
+        .add_message(conn, ticket_id, &posting, Announce::NewTicket { by_agent })
+        .await?;
+    let ticket_id = agent_commands(conn, input, ticket_id, commands, &author_email, false).await?;
+    finish_release(conn, input, ticket_id).await?;
+    Ok(Report::new(Outcome::Created, Some(ticket_id), None))
+}
+
+/// Opens a ticket for the customer whose mail an agent forwarded: the customer's words as theirs, the agent's as an internal note.
+async fn create_forwarded(
+    conn: &mut Conn,
+    input: &Input<'_>,
+    decided: &CreateForwarded,
+) -> Result<Report, IngestError> {
+    let CreateForwarded {
+        customer,
+        organization_id,
+        agent,
+        priority,
+        commands,
+    } = decided;
+    let service = input.service;
+    let now = service.now;
+    let forwarded = input.forwarded.ok_or_else(|| {
+        IngestError::Invalid("a forward was decided on without the forwarded mail".into())
+    })?;
+    let (customer_id, customer_email) = resolve_author(conn, customer, now).await?;
+    let (agent_id, agent_email) = resolve_author(conn, agent, now).await?;
+    let subject = forwarded
+        .subject
+        .clone()
+        .unwrap_or_else(|| unforwarded_subject(input.new_subject));
+    let ticket_id = service
+        .open(
+            conn,
+            &Opening {
+                ticket: NewTicket {
+                    queue_id: input.queue.id,
+                    organization_id: *organization_id,
+                    requester_email: &customer_email,
+                    requester_contact_id: Some(customer_id),
+                    subject: &subject,
+                    follows_up: None,
+                    priority: *priority,
+                },
+                participants: &[],
+            },
+            Actor { name: &agent_email },
+        )
+        .await?;
+    // The customer's words as the customer's message, without the
+    // agent's mail's identity (its Message-ID is the agent's).
+    let customer_mail = InboundMail {
+        from: Some(forwarded.sender.clone()),
+        subject: Some(subject.clone()),
+        text: forwarded.text.clone(),
+        visible_text: forwarded.text.clone(),
+        ..InboundMail::default()
+    };
+    service
+        .add_message(
+            conn,
             ticket_id,
-            author,
-            bounced,
-            bounce_outbox_id,
-        } => {
-            let author_id = match author {
-                Some(Author::Agent { id, .. } | Author::Contact { id, .. }) => Some(*id),
-                _ => None,
-            };
-            let kind = match author {
-                Some(Author::Agent { .. }) => AuthorKind::Agent,
-                Some(_) => AuthorKind::Contact,
-                None => AuthorKind::Unknown,
-            };
-            let posting = Posting {
-                mail: input.mail,
-                author_kind: kind,
-                author_id,
-                text: &input.mail.visible_text,
-                attachments: &input.mail.attachments,
+            &Posting {
+                mail: &customer_mail,
+                author_kind: AuthorKind::Contact,
+                author_id: Some(customer_id),
+                text: &forwarded.text,
+                attachments: &forwarded.attachments,
                 internal: false,
                 classification: input.classification.as_str(),
-                raw_stored: true,
-            };
-            service
-                .add_message(conn, *ticket_id, &posting, Announce::Nobody)
-                .await?;
-            flag_bounced(conn, bounced, *bounce_outbox_id, Some(*ticket_id), now).await?;
-            finish_release(conn, input, *ticket_id).await?;
-            let reason = format!(
-                "{} recorded on ticket #{ticket_id}; it changes nothing",
-                input.classification.describe()
-            );
-            Ok(Report::new(
-                Outcome::Ignored,
-                Some(*ticket_id),
-                Some(reason),
-            ))
-        }
+                raw_stored: false,
+            },
+            Announce::Nobody,
+        )
+        .await?;
+    let note = posting(input, agent, Some(agent_id), input.agent_text, true);
+    let note = Posting {
+        attachments: &[],
+        ..note
+    };
+    service
+        .add_message(
+            conn,
+            ticket_id,
+            &note,
+            Announce::NewTicket { by_agent: true },
+        )
+        .await?;
+    let ticket_id = agent_commands(conn, input, ticket_id, commands, &agent_email, false).await?;
+    finish_release(conn, input, ticket_id).await?;
+    Ok(Report::new(Outcome::Created, Some(ticket_id), None))
+}
+
+/// Adds the message to its ticket: a customer's reply, an agent's answer or note, the status it sets and the commands it carries.
+async fn append(
+    conn: &mut Conn,
+    input: &Input<'_>,
+    decided: &Append,
+) -> Result<Report, IngestError> {
+    let Append {
+        ticket_id,
+        author,
+        status_change,
+        participants,
+        internal,
+        commands,
+    } = decided;
+    let service = input.service;
+    let now = service.now;
+    let (author_id, author_email) = resolve_author(conn, author, now).await?;
+    let actor = Actor {
+        name: &author_email,
+    };
+    for address in participants {
+        tickets::add_participant(conn, *ticket_id, address, "cc").await?;
     }
+    let by_agent = matches!(author, Author::Agent { .. });
+    // An agent's mail of commands alone says nothing to anyone: it is
+    // kept as a note, and a status it sets is told as such.
+    let commands_only = by_agent
+        && !internal
+        && input.agent_text.trim().is_empty()
+        && input.mail.attachments.is_empty();
+    let (text, stored_internal, announce) = match (by_agent, internal, commands_only) {
+        (false, _, _) => (
+            input.mail.visible_text.as_str(),
+            false,
+            Announce::Message(Written::ByCustomer),
+        ),
+        (true, true, _) => (
+            input.agent_text,
+            true,
+            Announce::Message(Written::InternalNote),
+        ),
+        (true, false, true) => (input.agent_text, true, Announce::Nobody),
+        (true, false, false) => (input.agent_text, false, Announce::Message(Written::ByAgent)),
+    };
+    let posting = posting(input, author, Some(author_id), text, stored_internal);
+    // The status first, so that the answer shows the ticket as it now is.
+    if let Some((_, to)) = status_change {
+        service
+            .set_status(conn, *ticket_id, *to, actor, commands_only)
+            .await?;
+    }
+    service
+        .add_message(conn, *ticket_id, &posting, announce)
+        .await?;
+    let ticket_id = agent_commands(conn, input, *ticket_id, commands, &author_email, true).await?;
+    finish_release(conn, input, ticket_id).await?;
+    Ok(Report::new(Outcome::Appended, Some(ticket_id), None))
+}
+
+/// Keeps automatic mail on its ticket, changing nothing (a proven bounce flags the addresses it names).
+async fn record(
+    conn: &mut Conn,
+    input: &Input<'_>,
+    decided: &Record,
+) -> Result<Report, IngestError> {
+    let Record {
+        ticket_id,
+        author,
+        bounced,
+        bounce_outbox_id,
+    } = decided;
+    let service = input.service;
+    let now = service.now;
+    let author_id = match author {
+        Some(Author::Agent { id, .. } | Author::Contact { id, .. }) => Some(*id),
+        _ => None,
+    };
+    let kind = match author {
+        Some(Author::Agent { .. }) => AuthorKind::Agent,
+        Some(_) => AuthorKind::Contact,
+        None => AuthorKind::Unknown,
+    };
+    let posting = Posting {
+        mail: input.mail,
+        author_kind: kind,
+        author_id,
+        text: &input.mail.visible_text,
+        attachments: &input.mail.attachments,
+        internal: false,
+        classification: input.classification.as_str(),
+        raw_stored: true,
+    };
+    service
+        .add_message(conn, *ticket_id, &posting, Announce::Nobody)
+        .await?;
+    flag_bounced(conn, bounced, *bounce_outbox_id, Some(*ticket_id), now).await?;
+    finish_release(conn, input, *ticket_id).await?;
+    let reason = format!(
+        "{} recorded on ticket #{ticket_id}; it changes nothing",
+        input.classification.describe()
+    );
+    Ok(Report::new(
+        Outcome::Ignored,
+        Some(*ticket_id),
+        Some(reason),
+    ))
 }
 
 /// The mail as a message of `author` showing `text`.

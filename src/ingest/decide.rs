@@ -143,44 +143,60 @@ pub enum Decision {
         bounced: Vec<String>,
         bounce_outbox_id: Option<i64>,
     },
-    Create {
-        author: Author,
-        organization_id: Option<i64>,
-        follows_up: Option<i64>,
-        participants: Vec<String>,
-        priority: Priority,
-        /// An agent's commands, all of which parsed, for the new ticket.
-        commands: Vec<Command>,
-    },
+    Create(Create),
     /// A verified agent forwarded a customer's mail: a ticket for the customer,
     /// with the agent's words above the forward as an internal note.
-    CreateForwarded {
-        customer: Author,
-        organization_id: Option<i64>,
-        agent: Author,
-        priority: Priority,
-        commands: Vec<Command>,
-    },
-    Append {
-        ticket_id: i64,
-        author: Author,
-        /// The ticket's status before and after, when it changes.
-        status_change: Option<(Status, Status)>,
-        participants: Vec<String>,
-        /// An agent's internal note: agents only.
-        internal: bool,
-        /// An agent's commands, all of which parsed.
-        commands: Vec<Command>,
-    },
+    CreateForwarded(CreateForwarded),
+    Append(Append),
     /// Automatic mail on its ticket: kept there, changes nothing (but a
     /// bounce flags the addresses our mail could not reach).
-    Record {
-        ticket_id: i64,
-        author: Option<Author>,
-        bounced: Vec<String>,
-        /// The notification a proven delivery report is about.
-        bounce_outbox_id: Option<i64>,
-    },
+    Record(Record),
+}
+
+/// A new ticket for the sender.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Create {
+    pub author: Author,
+    pub organization_id: Option<i64>,
+    pub follows_up: Option<i64>,
+    pub participants: Vec<String>,
+    pub priority: Priority,
+    /// An agent's commands, all of which parsed, for the new ticket.
+    pub commands: Vec<Command>,
+}
+
+/// A new ticket for the customer whose mail an agent forwarded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreateForwarded {
+    pub customer: Author,
+    pub organization_id: Option<i64>,
+    pub agent: Author,
+    pub priority: Priority,
+    pub commands: Vec<Command>,
+}
+
+/// A message added to an existing ticket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Append {
+    pub ticket_id: i64,
+    pub author: Author,
+    /// The ticket's status before and after, when it changes.
+    pub status_change: Option<(Status, Status)>,
+    pub participants: Vec<String>,
+    /// An agent's internal note: agents only.
+    pub internal: bool,
+    /// An agent's commands, all of which parsed.
+    pub commands: Vec<Command>,
+}
+
+/// Automatic mail kept on its ticket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    pub ticket_id: i64,
+    pub author: Option<Author>,
+    pub bounced: Vec<String>,
+    /// The notification a proven delivery report is about.
+    pub bounce_outbox_id: Option<i64>,
 }
 
 /// A hold code's reason with what an agent's commands got wrong.
@@ -234,12 +250,12 @@ pub fn decide(ctx: &Context<'_>) -> Decision {
     if ctx.classification != Classification::Normal {
         if let (Classification::Bounce, Some(ours)) = (ctx.classification, ctx.bounce_of) {
             return match ours.ticket_id {
-                Some(ticket_id) => Decision::Record {
+                Some(ticket_id) => Decision::Record(Record {
                     ticket_id,
                     author: None,
                     bounced: ours.failed_recipients.clone(),
                     bounce_outbox_id: ours.outbox_id,
-                },
+                }),
                 None => Decision::Hold {
                     code: HoldCode::Bounce,
                     reason: format!(
@@ -252,12 +268,12 @@ pub fn decide(ctx: &Context<'_>) -> Decision {
             };
         }
         return match first_permitted(ctx) {
-            Some(c) => Decision::Record {
+            Some(c) => Decision::Record(Record {
                 ticket_id: c.ticket_id,
                 author: known_author(ctx.sender),
                 bounced: Vec::new(),
                 bounce_outbox_id: None,
-            },
+            }),
             None => hold(
                 HoldCode::for_classification(ctx.classification),
                 format!("{}; it opens no ticket", ctx.classification.describe()),
@@ -339,14 +355,14 @@ pub fn decide(ctx: &Context<'_>) -> Decision {
         if candidate.status != Status::Closed {
             let status_change = matches!(candidate.status, Status::Pending | Status::Solved)
                 .then_some((candidate.status, Status::Open));
-            return Decision::Append {
+            return Decision::Append(Append {
                 ticket_id: candidate.ticket_id,
                 author,
                 status_change,
                 participants: participants(ctx, candidate.organization_id),
                 internal: false,
                 commands: Vec::new(),
-            };
+            });
         }
         return create(ctx, author, sender_org, Some(candidate.ticket_id));
     }
@@ -381,14 +397,14 @@ fn create(
             ),
         );
     }
-    Decision::Create {
+    Decision::Create(Create {
         author,
         organization_id,
         follows_up,
         participants: participants(ctx, organization_id),
         priority: ctx.priority.unwrap_or(Priority::Normal),
         commands: Vec::new(),
-    }
+    })
 }
 
 fn decide_for_agent(ctx: &Context<'_>, agent: &Agent) -> Decision {
@@ -426,14 +442,14 @@ fn decide_for_agent(ctx: &Context<'_>, agent: &Agent) -> Decision {
                     matches!(c.status, Status::New | Status::Open).then_some(Status::Pending)
                 }
             };
-            Decision::Append {
+            Decision::Append(Append {
                 ticket_id: c.ticket_id,
                 author,
                 status_change: wanted.filter(|s| *s != c.status).map(|s| (c.status, s)),
                 participants: participants(ctx, c.organization_id),
                 internal,
                 commands: ctx.commands.commands.clone(),
-            }
+            })
         }
         None => match (ctx.forwarded, ctx.forwarded_sender, ctx.forwarded_mail) {
             (Some(_), Some(customer), ForwardedMail::OriginalSender) => {
@@ -454,13 +470,13 @@ fn decide_for_agent(ctx: &Context<'_>, agent: &Agent) -> Decision {
                     // An agent forwarding an agent's mail: the agent's own ticket.
                     _ => return create_by_agent(ctx, author),
                 };
-                Decision::CreateForwarded {
+                Decision::CreateForwarded(CreateForwarded {
                     customer: customer_author,
                     organization_id: customer.organization().map(|o| o.id),
                     agent: author,
                     priority: ctx.priority.unwrap_or(Priority::Normal),
                     commands: ctx.commands.commands.clone(),
-                }
+                })
             }
             _ => create_by_agent(ctx, author),
         },
@@ -468,14 +484,14 @@ fn decide_for_agent(ctx: &Context<'_>, agent: &Agent) -> Decision {
 }
 
 fn create_by_agent(ctx: &Context<'_>, author: Author) -> Decision {
-    Decision::Create {
+    Decision::Create(Create {
         author,
         organization_id: None,
         follows_up: None,
         participants: participants(ctx, None),
         priority: ctx.priority.unwrap_or(Priority::Normal),
         commands: ctx.commands.commands.clone(),
-    }
+    })
 }
 
 /// The first ticket this sender may add to (see [`thread::may_add`]).
@@ -656,11 +672,11 @@ mod tests {
         assert!(
             matches!(
                 d,
-                Decision::Create {
+                Decision::Create(Create {
                     follows_up: None,
                     organization_id: Some(1),
                     ..
-                }
+                })
             ),
             "{d:?}"
         );
@@ -677,11 +693,11 @@ mod tests {
             let mut case = Case::new(active("jane@customer.example"));
             case.candidates = vec![candidate(7, status, true)];
             match case.decide() {
-                Decision::Append {
+                Decision::Append(Append {
                     ticket_id: 7,
                     status_change,
                     ..
-                } => assert_eq!(status_change.map(|(_, to)| to), expected),
+                }) => assert_eq!(status_change.map(|(_, to)| to), expected),
                 other => panic!("{status:?}: {other:?}"),
             }
         }
@@ -698,10 +714,10 @@ mod tests {
         case.candidates = vec![candidate(7, Status::Open, false)];
         assert!(matches!(
             case.decide(),
-            Decision::Create {
+            Decision::Create(Create {
                 follows_up: None,
                 ..
-            }
+            })
         ));
     }
 
@@ -709,11 +725,11 @@ mod tests {
     fn colleague_may_follow_up_only_when_the_organization_shares_tickets() {
         let mut case = Case::new(active("bob@customer.example"));
         case.candidates = vec![candidate(7, Status::Open, false)];
-        assert!(matches!(case.decide(), Decision::Create { .. }));
+        assert!(matches!(case.decide(), Decision::Create(Create { .. })));
         case.candidates[0].organization_shares_tickets = true;
         assert!(matches!(
             case.decide(),
-            Decision::Append { ticket_id: 7, .. }
+            Decision::Append(Append { ticket_id: 7, .. })
         ));
     }
 
@@ -723,10 +739,10 @@ mod tests {
         case.candidates = vec![candidate(7, Status::Closed, true)];
         assert!(matches!(
             case.decide(),
-            Decision::Create {
+            Decision::Create(Create {
                 follows_up: Some(7),
                 ..
-            }
+            })
         ));
     }
 
@@ -779,13 +795,13 @@ mod tests {
         };
         let mut case = Case::new(unknown);
         match case.decide() {
-            Decision::Create {
+            Decision::Create(Create {
                 author:
                     Author::NewContact {
                         organization_id, ..
                     },
                 ..
-            } => {
+            }) => {
                 assert_eq!(organization_id, Some(1))
             }
             other => panic!("{other:?}"),
@@ -795,7 +811,7 @@ mod tests {
         case.policy = UnknownSenderPolicy::Reject;
         assert_eq!(hold_code(&case.decide()), Some(HoldCode::Rejected));
         case.approved = true;
-        assert!(matches!(case.decide(), Decision::Create { .. }));
+        assert!(matches!(case.decide(), Decision::Create(Create { .. })));
     }
 
     #[test]
@@ -811,7 +827,7 @@ mod tests {
             assert!(matches!(case.decide(), Decision::Hold { .. }), "{class:?}");
             case.candidates = vec![candidate(7, Status::Solved, true)];
             assert!(
-                matches!(case.decide(), Decision::Record { ticket_id: 7, .. }),
+                matches!(case.decide(), Decision::Record(Record { ticket_id: 7, .. })),
                 "{class:?}"
             );
         }
@@ -840,12 +856,12 @@ mod tests {
         });
         assert_eq!(
             case.decide(),
-            Decision::Record {
+            Decision::Record(Record {
                 ticket_id: 7,
                 author: None,
                 bounced: vec!["gone@customer.example".into()],
                 bounce_outbox_id: Some(42),
-            }
+            })
         );
         // A proven report about a held-message notice flags, and the report is held.
         case.bounce_of = Some(BouncedMail {
@@ -866,7 +882,7 @@ mod tests {
         case.parse_failure = Some("the MIME structure could not be read (test)".into());
         assert_eq!(hold_code(&case.decide()), Some(HoldCode::Unprocessable));
         case.approved = true;
-        assert!(matches!(case.decide(), Decision::Create { .. }));
+        assert!(matches!(case.decide(), Decision::Create(Create { .. })));
     }
 
     #[test]
@@ -875,7 +891,7 @@ mod tests {
         case.size = 5000;
         assert_eq!(hold_code(&case.decide()), Some(HoldCode::TooLarge));
         case.approved = true;
-        assert!(matches!(case.decide(), Decision::Create { .. }));
+        assert!(matches!(case.decide(), Decision::Create(Create { .. })));
         assert_eq!(
             hold_code(&Case::new(Sender::Missing).decide()),
             Some(HoldCode::NoSender)
@@ -912,11 +928,11 @@ mod tests {
         case.approved = true;
         assert!(matches!(
             case.decide(),
-            Decision::Append {
+            Decision::Append(Append {
                 ticket_id: 7,
                 internal: false,
                 ..
-            }
+            })
         ));
     }
 
@@ -926,12 +942,12 @@ mod tests {
         case.candidates = vec![candidate(7, Status::Open, false)];
         case.commands = super::super::commands::parse("#status solved\n#priority high\nDone.");
         match case.decide() {
-            Decision::Append {
+            Decision::Append(Append {
                 status_change,
                 internal,
                 commands,
                 ..
-            } => {
+            }) => {
                 assert_eq!(status_change, Some((Status::Open, Status::Solved)));
                 assert!(!internal);
                 assert_eq!(commands.len(), 2);
@@ -941,17 +957,17 @@ mod tests {
         case.commands = super::super::commands::parse("#note\nCall them back.");
         assert!(matches!(
             case.decide(),
-            Decision::Append {
+            Decision::Append(Append {
                 internal: true,
                 status_change: None,
                 ..
-            }
+            })
         ));
         case.commands = super::super::commands::parse("Thanks.");
         case.to_comment_address = true;
         assert!(matches!(
             case.decide(),
-            Decision::Append { internal: true, .. }
+            Decision::Append(Append { internal: true, .. })
         ));
         case.commands = super::super::commands::parse("#status done\n#priority high\nDone.");
         match case.decide() {
@@ -978,12 +994,12 @@ mod tests {
         });
         case.forwarded_sender = Some(active("jane@customer.example"));
         match case.decide() {
-            Decision::CreateForwarded {
+            Decision::CreateForwarded(CreateForwarded {
                 customer,
                 organization_id,
                 agent,
                 ..
-            } => {
+            }) => {
                 assert_eq!(
                     customer,
                     Author::Contact {
@@ -999,10 +1015,10 @@ mod tests {
         case.forwarded_mail = ForwardedMail::Agent;
         assert!(matches!(
             case.decide(),
-            Decision::Create {
+            Decision::Create(Create {
                 author: Author::Agent { .. },
                 ..
-            }
+            })
         ));
     }
 
@@ -1012,14 +1028,16 @@ mod tests {
         case.priority = Some(Priority::High);
         assert!(matches!(
             case.decide(),
-            Decision::Create {
+            Decision::Create(Create {
                 priority: Priority::High,
                 ..
-            }
+            })
         ));
         // A customer's `#status` line is text, never a command.
         case.commands = Parsed::default();
-        assert!(matches!(case.decide(), Decision::Create { commands, .. } if commands.is_empty()));
+        assert!(
+            matches!(case.decide(), Decision::Create(Create { commands, .. }) if commands.is_empty())
+        );
     }
 
     #[test]
@@ -1028,11 +1046,11 @@ mod tests {
         case.candidates = vec![candidate(7, Status::Open, false)];
         assert!(matches!(
             case.decide(),
-            Decision::Append {
+            Decision::Append(Append {
                 ticket_id: 7,
                 status_change: Some((Status::Open, Status::Pending)),
                 ..
-            }
+            })
         ));
     }
 
@@ -1057,7 +1075,7 @@ mod tests {
             },
         ];
         let parts = |d: Decision| match d {
-            Decision::Create { participants, .. } => participants,
+            Decision::Create(Create { participants, .. }) => participants,
             other => panic!("{other:?}"),
         };
         assert_eq!(parts(case.decide()), vec!["bob@customer.example"]);
@@ -1081,7 +1099,7 @@ mod tests {
             })
             .collect();
         match case.decide() {
-            Decision::Create { participants, .. } => {
+            Decision::Create(Create { participants, .. }) => {
                 assert_eq!(participants.len(), 20);
                 assert_eq!(participants[0], "colleague0@customer.example");
             }
