@@ -413,8 +413,11 @@ pub async fn run_agent(ctx: &Ctx, cmd: AgentCommand) -> ExitCode {
                 Err(code) => return code,
             };
             let result = async {
-                let mut conn = store.conn().await?;
-                directory::create_agent(&mut conn, &email, name.as_deref(), admin, now()).await
+                let mut tx = store.begin().await?;
+                let id =
+                    directory::create_agent(&mut tx, &email, name.as_deref(), admin, now()).await?;
+                tx.commit().await?;
+                Ok::<_, StoreError>(id)
             }
             .await;
             match result {

@@ -42,7 +42,16 @@ pub async fn load(conn: &mut Conn, configured: &[QueueSettings]) -> Result<Vec<Q
                 addresses,
                 allowed_roles: q.allowed_roles.clone(),
             }),
-            None => return sync(conn, configured).await,
+            None => {
+                // In a transaction of its own: an INSERT … RETURNING outside
+                // one reports its row before its commit, and a commit that
+                // then fails (a failed sync) would go unnoticed.
+                use sqlx::Connection;
+                let mut tx = conn.begin().await?;
+                let queues = sync(&mut tx, configured).await?;
+                tx.commit().await?;
+                return Ok(queues);
+            }
         }
     }
     Ok(queues)
