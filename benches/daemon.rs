@@ -12,6 +12,9 @@
 #[path = "../tests/it/support/dovecot.rs"]
 #[allow(dead_code)]
 mod dovecot;
+#[path = "../tests/it/support/wait.rs"]
+#[allow(dead_code)]
+mod wait;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -16,11 +16,13 @@
 mod test_ca;
 
 use std::io::{self, BufRead, BufReader, Read, Write};
-use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
+
+use super::wait;
 
 /// The host the servers listen on.
 const HOST: &str = "127.0.0.1";
@@ -110,7 +112,7 @@ impl Dovecot {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            (dovecot.plain_port, dovecot.tls_port) = free_ports();
+            [dovecot.plain_port, dovecot.tls_port] = wait::free_ports();
             let text = config_text(&ConfigParams {
                 root: &root,
                 passwd: &passwd,
@@ -199,26 +201,18 @@ impl Dovecot {
             .arg(child.id().to_string())
             .stderr(Stdio::null())
             .status();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            match child.try_wait() {
-                Ok(Some(_)) | Err(_) => break,
-                Ok(None) if Instant::now() >= deadline => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    break;
-                }
-                Ok(None) => std::thread::sleep(Duration::from_millis(20)),
-            }
+        let exited = wait::poll(Duration::from_secs(10), || {
+            !matches!(child.try_wait(), Ok(None))
+        });
+        if !exited {
+            let _ = child.kill();
+            let _ = child.wait();
         }
         // The master is gone; wait for the ports to be free again so a restart can bind them.
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline
-            && (TcpStream::connect((HOST, self.plain_port)).is_ok()
-                || TcpStream::connect((HOST, self.tls_port)).is_ok())
-        {
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        wait::poll(Duration::from_secs(10), || {
+            TcpStream::connect((HOST, self.plain_port)).is_err()
+                && TcpStream::connect((HOST, self.tls_port)).is_err()
+        });
     }
 
     fn relaunch(&self) {
@@ -493,16 +487,6 @@ fn set_mode(path: &Path, mode: u32) {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
         .unwrap_or_else(|e| panic!("chmod {}: {e}", path.display()));
-}
-
-/// Two ports free right now on the loopback interface.
-fn free_ports() -> (u16, u16) {
-    let a = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("probe a free port");
-    let b = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("probe a free port");
-    (
-        a.local_addr().expect("port").port(),
-        b.local_addr().expect("port").port(),
-    )
 }
 
 struct ConfigParams<'a> {

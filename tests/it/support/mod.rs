@@ -8,6 +8,9 @@ pub mod postfix;
 pub mod postgres;
 pub mod smtp;
 pub mod syscalls;
+pub mod wait;
+
+pub use wait::wait_until;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -438,18 +441,6 @@ pub fn skip(why: &str) {
     eprintln!("skipped: {why}");
 }
 
-/// Polls `condition` every 25 ms until it holds or `limit` passes.
-pub fn wait_until(limit: std::time::Duration, what: &str, mut condition: impl FnMut() -> bool) {
-    let start = std::time::Instant::now();
-    while start.elapsed() < limit {
-        if condition() {
-            return;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(25));
-    }
-    panic!("timed out after {limit:?} waiting for {what}");
-}
-
 /// Delivers a message into a Maildir the way an MTA does: write in tmp/, rename into new/.
 pub fn deliver_to_maildir(maildir: &Path, name: &str, raw: &[u8]) {
     for sub in ["tmp", "new", "cur"] {
@@ -462,4 +453,17 @@ pub fn deliver_to_maildir(maildir: &Path, name: &str, raw: &[u8]) {
 
 pub fn count_files(dir: &Path) -> usize {
     std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0)
+}
+
+#[test]
+fn poll_says_whether_the_condition_came_to_hold() {
+    use std::time::Duration;
+    let mut tries = 0;
+    assert!(wait::poll(Duration::from_secs(1), || {
+        tries += 1;
+        tries == 3
+    }));
+    assert!(!wait::poll(Duration::from_millis(60), || false));
+    let [a, b] = wait::free_ports::<2>();
+    assert_ne!(a, b);
 }

@@ -66,7 +66,7 @@ impl Postfix {
             .flatten()
             .expect("the postfix user (created by the package)");
         std::os::unix::fs::chown(&data, Some(postfix_user.uid.as_raw()), None).expect("chown");
-        let port = free_port();
+        let port = super::wait::free_ports::<1>()[0];
         let log = dir.join("maillog");
         let main = format!(
             "compatibility_level = 3.6\nqueue_directory = {queue}\ndata_directory = {data}\n\
@@ -183,11 +183,4 @@ impl Drop for Postfix {
             .arg("stop")
             .output();
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
 }
