@@ -111,7 +111,7 @@ pub enum Command {
     /// Preview notification templates.
     #[command(subcommand)]
     Template(template::TemplateCommand),
-    /// Create or upgrade the database schema.
+    /// Create or upgrade the database schema, and store the configured queues.
     Migrate,
     /// Configuration commands.
     #[command(subcommand)]
@@ -240,6 +240,10 @@ pub fn run(cli: Cli) -> ExitCode {
             return failed(exit::NO_PERM);
         }
     }
+    if pipe_mode && let Err(e) = service_user::store_writable(&settings) {
+        eprintln!("ticketd ingest: deferred: {e}");
+        return failed(exit::NO_PERM);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -350,7 +354,15 @@ async fn migrate(ctx: &Ctx) -> ExitCode {
         Ok(s) => s,
         Err(e) => return store_failure("cannot connect to the store", &e),
     };
-    match store.migrate().await {
+    let prepared = async {
+        store.migrate().await?;
+        // The configured queues too, so that `ingest` (often run as another
+        // user) only reads before a message's own transaction.
+        let mut conn = store.conn().await?;
+        ticketd::store::queues::load(&mut conn, &ctx.settings.queues).await?;
+        Ok::<(), StoreError>(())
+    };
+    match prepared.await {
         Ok(()) => {
             println!(
                 "database schema is up to date ({})",

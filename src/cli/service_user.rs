@@ -63,6 +63,42 @@ pub fn become_store_owner(settings: &Settings, argv: &[String]) -> Result<RunAs,
     })
 }
 
+/// For the pipe: the SQLite store's files (and its directory, where SQLite
+/// creates its log) are writable by this process, or an error naming the
+/// first that is not. Checked up front so that a store the pipe's user may
+/// not write is deferred at once with that reason, not after the pool's
+/// connect timeout with a vaguer one.
+pub fn store_writable(settings: &Settings) -> Result<(), String> {
+    use nix::unistd::{AccessFlags, access};
+    let Some(file) = sqlite_file(&settings.store.url) else {
+        return Ok(());
+    };
+    let log = |suffix: &str| {
+        let mut name = file.clone().into_os_string();
+        name.push(suffix);
+        PathBuf::from(name)
+    };
+    let directory = file
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+        .to_path_buf();
+    let user = User::from_uid(Uid::effective())
+        .ok()
+        .flatten()
+        .map_or_else(|| format!("uid {}", Uid::effective()), |u| u.name);
+    for path in [file.clone(), log("-wal"), log("-shm"), directory] {
+        if path.exists() && access(&path, AccessFlags::W_OK).is_err() {
+            return Err(format!(
+                "the store's {} is not writable by {user} (give the store to that user, \
+                 or run the pipe as its owner)",
+                path.display()
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn switch_to(user: &User) -> nix::Result<()> {
     let name = std::ffi::CString::new(user.name.as_bytes()).map_err(|_| nix::Error::EINVAL)?;
     initgroups(&name, user.gid)?;

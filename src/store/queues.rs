@@ -42,16 +42,7 @@ pub async fn load(conn: &mut Conn, configured: &[QueueSettings]) -> Result<Vec<Q
                 addresses,
                 allowed_roles: q.allowed_roles.clone(),
             }),
-            None => {
-                // In a transaction of its own: an INSERT … RETURNING outside
-                // one reports its row before its commit, and a commit that
-                // then fails (a failed sync) would go unnoticed.
-                use sqlx::Connection;
-                let mut tx = conn.begin().await?;
-                let queues = sync(&mut tx, configured).await?;
-                tx.commit().await?;
-                return Ok(queues);
-            }
+            None => return sync(conn, configured).await,
         }
     }
     Ok(queues)
@@ -80,8 +71,14 @@ pub async fn sync(conn: &mut Conn, configured: &[QueueSettings]) -> Result<Vec<Q
         .bind(&q.name)
         .bind(addresses.join("\n"))
         .bind(roles_text(&q.allowed_roles))
-        .fetch_one(&mut *conn)
+        // Run to its end, not only to its row: outside a transaction the
+        // statement commits when it ends, and a commit that fails (a failed
+        // sync) must be an error here, not a queue id that was never stored.
+        .fetch_all(&mut *conn)
         .await?;
+        let row = row
+            .first()
+            .ok_or_else(|| StoreError::Setup(format!("queue `{}` was not written", q.name)))?;
         queues.push(Queue {
             id: row.get(0),
             name: q.name.clone(),

@@ -80,7 +80,11 @@ fn every_failure_but_bad_input_defers_with_75_and_a_one_line_reason() {
     // A store the pipe's user cannot write (it belongs to root).
     let out = run_ticketd(&env.config, &["ingest"], &message(3), true, env.path());
     assert_eq!(out.status.code(), Some(75), "{}", stderr(&out));
-    assert!(stderr(&out).contains("deferred"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("deferred") && stderr(&out).contains("not writable by nobody"),
+        "{}",
+        stderr(&out)
+    );
     // A wrong flag in the pipe's command line.
     let out = run_ticketd(
         &env.config,
