@@ -112,12 +112,44 @@ async fn create(
     service
         .add_message(conn, ticket_id, &posting, Announce::NewTicket { by_agent })
         .await?;
-    let ticket_id = agent_commands(conn, input, ticket_id, commands, &author_email, false).await?;
-    finish_release(conn, input, ticket_id).await?;
-    Ok(Report::new(Outcome::Created, Some(ticket_id), None))
+    conclude(
+        conn,
+        input,
+        ticket_id,
+        commands,
+        &author_email,
+        Outcome::Created,
+    )
+    .await
 }
 
-/// Opens a ticket for the customer whose mail an agent forwarded: the customer's words as theirs, the agent's as an internal note.
+/// The end of a ticket's message: the agent's commands on the ticket (which
+/// may merge it away; a status the message set is applied already when it
+/// was appended), a released message's hold resolved, the report.
+async fn conclude(
+    conn: &mut Conn,
+    input: &Input<'_>,
+    ticket_id: i64,
+    commands: &[Command],
+    author_email: &str,
+    outcome: Outcome,
+) -> Result<Report, IngestError> {
+    let status_applied = outcome == Outcome::Appended;
+    let ticket_id = agent_commands(
+        conn,
+        input,
+        ticket_id,
+        commands,
+        author_email,
+        status_applied,
+    )
+    .await?;
+    finish_release(conn, input, ticket_id).await?;
+    Ok(Report::new(outcome, Some(ticket_id), None))
+}
+
+/// Opens a ticket for the customer whose mail an agent forwarded: the customer's words as theirs,
+/// the agent's as an internal note.
 async fn create_forwarded(
     conn: &mut Conn,
     input: &Input<'_>,
@@ -198,12 +230,19 @@ async fn create_forwarded(
             Announce::NewTicket { by_agent: true },
         )
         .await?;
-    let ticket_id = agent_commands(conn, input, ticket_id, commands, &agent_email, false).await?;
-    finish_release(conn, input, ticket_id).await?;
-    Ok(Report::new(Outcome::Created, Some(ticket_id), None))
+    conclude(
+        conn,
+        input,
+        ticket_id,
+        commands,
+        &agent_email,
+        Outcome::Created,
+    )
+    .await
 }
 
-/// Adds the message to its ticket: a customer's reply, an agent's answer or note, the status it sets and the commands it carries.
+/// Adds the message to its ticket: a customer's reply, an agent's answer or note, the status it
+/// sets and the commands it carries.
 async fn append(
     conn: &mut Conn,
     input: &Input<'_>,
@@ -257,12 +296,19 @@ async fn append(
     service
         .add_message(conn, *ticket_id, &posting, announce)
         .await?;
-    let ticket_id = agent_commands(conn, input, *ticket_id, commands, &author_email, true).await?;
-    finish_release(conn, input, ticket_id).await?;
-    Ok(Report::new(Outcome::Appended, Some(ticket_id), None))
+    conclude(
+        conn,
+        input,
+        *ticket_id,
+        commands,
+        &author_email,
+        Outcome::Appended,
+    )
+    .await
 }
 
-/// Keeps automatic mail on its ticket, changing nothing (a proven bounce flags the addresses it names).
+/// Keeps automatic mail on its ticket, changing nothing (a proven bounce flags the addresses it
+/// names).
 async fn record(
     conn: &mut Conn,
     input: &Input<'_>,

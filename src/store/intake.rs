@@ -184,13 +184,7 @@ impl HoldCode {
     }
 }
 
-decoded_fail_closed!(HoldCode, "hold reason");
-
-impl std::fmt::Display for HoldCode {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.pad(self.as_str())
-    }
-}
+decoded_fail_closed!(HoldCode, "hold reason", shown);
 
 pub struct NewHeld<'a> {
     pub raw_sha256: &'a str,

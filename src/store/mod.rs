@@ -6,7 +6,17 @@
 
 /// Reads a domain value back from its one stored spelling (`Type::ALL` and
 /// `as_str`): an unknown spelling is [`StoreError::Corrupt`], never a default.
+/// With `shown`, the value also displays as that spelling.
 macro_rules! decoded_fail_closed {
+    ($ty:ty, $what:literal, shown) => {
+        decoded_fail_closed!($ty, $what);
+
+        impl std::fmt::Display for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.pad(self.as_str())
+            }
+        }
+    };
     ($ty:ty, $what:literal) => {
         impl TryFrom<&str> for $ty {
             type Error = $crate::store::StoreError;

@@ -61,13 +61,7 @@ impl Notice {
     }
 }
 
-decoded_fail_closed!(Notice, "notification kind");
-
-impl std::fmt::Display for Notice {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.pad(self.as_str())
-    }
-}
+decoded_fail_closed!(Notice, "notification kind", shown);
 
 /// Where an outbox entry stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -97,13 +91,7 @@ impl OutboxStatus {
     }
 }
 
-decoded_fail_closed!(OutboxStatus, "outbox status");
-
-impl std::fmt::Display for OutboxStatus {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.pad(self.as_str())
-    }
-}
+decoded_fail_closed!(OutboxStatus, "outbox status", shown);
 
 pub struct NewOutbox<'a> {
     pub ticket_id: Option<i64>,
@@ -502,15 +490,20 @@ mod tests {
     use crate::config::StoreSettings;
     use crate::store::Store;
 
-    #[tokio::test]
-    async fn a_bounce_flag_counts_until_it_expires_and_can_be_cleared() {
-        let store = Store::open(&StoreSettings {
+    /// A fresh store in memory, migrated.
+    async fn memory_store() -> Store {
+        Store::open(&StoreSettings {
             url: "sqlite::memory:".into(),
             max_connections: 1,
             connect_timeout_secs: 5,
         })
         .await
-        .expect("store");
+        .expect("store")
+    }
+
+    #[tokio::test]
+    async fn a_bounce_flag_counts_until_it_expires_and_can_be_cleared() {
+        let store = memory_store().await;
         let mut conn = store.conn().await.expect("conn");
         let jane = "jane@acme.example";
         flag_bounced(&mut conn, jane, "delivery failed", Some(7), 1_000)
@@ -567,13 +560,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_row_of_a_newer_version_is_reported_not_misread() {
-        let store = Store::open(&StoreSettings {
-            url: "sqlite::memory:".into(),
-            max_connections: 1,
-            connect_timeout_secs: 5,
-        })
-        .await
-        .expect("store");
+        let store = memory_store().await;
         let mut conn = store.conn().await.expect("conn");
         let id = enqueue(
             &mut conn,

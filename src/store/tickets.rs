@@ -55,13 +55,7 @@ impl std::str::FromStr for Status {
     }
 }
 
-impl std::fmt::Display for Status {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.pad(self.as_str())
-    }
-}
-
-decoded_fail_closed!(Status, "ticket status");
+decoded_fail_closed!(Status, "ticket status", shown);
 
 /// How urgent a ticket is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -104,13 +98,7 @@ impl std::str::FromStr for Priority {
     }
 }
 
-decoded_fail_closed!(Priority, "ticket priority");
-
-impl std::fmt::Display for Priority {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.pad(self.as_str())
-    }
-}
+decoded_fail_closed!(Priority, "ticket priority", shown);
 
 /// A ticket with the names of what it points at.
 #[derive(Debug, Clone, Serialize)]
