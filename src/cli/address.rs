@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::Subcommand;
 use serde::Serialize;
+use ticketd::ingest::service::Actor;
 use ticketd::mail::address;
 use ticketd::store::events::{self, Event};
 use ticketd::store::now;
@@ -97,7 +98,7 @@ pub async fn run(ctx: &Ctx, cmd: AddressCommand) -> ExitCode {
                 let cleared = outbox::clear_bounce_flag(&mut conn, &address).await?;
                 if cleared {
                     let event = Event {
-                        actor: "operator",
+                        actor: Actor::OPERATOR.name,
                         action: "bounce_flag_cleared",
                         new_value: Some(&address),
                         ..Event::default()

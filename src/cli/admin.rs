@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clap::Subcommand;
 use ticketd::config::Role;
+use ticketd::ingest::service::Actor;
 use ticketd::mail::address;
 use ticketd::store::directory::{self, ContactState, NewContact};
 use ticketd::store::events::{self, Event};
@@ -12,7 +13,7 @@ use ticketd::store::{Store, StoreError, now};
 use super::paging::{self, Paging};
 use super::{Ctx, fail, print_json};
 
-const OPERATOR: &str = "operator";
+const OPERATOR: &str = Actor::OPERATOR.name;
 
 #[derive(Debug, Subcommand)]
 pub enum OrgCommand {

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::Subcommand;
 use serde::Serialize;
 use ticketd::blobs::BlobStore;
+use ticketd::ingest::service::Actor;
 use ticketd::ingest::{IngestError, load_raw};
 use ticketd::mail::RawMessage;
 use ticketd::store::events::{self, Event};
@@ -254,7 +255,7 @@ async fn discard(store: &Store, id: i64) -> ExitCode {
             &mut tx,
             &Event {
                 held_id: Some(id),
-                actor: "operator",
+                actor: Actor::OPERATOR.name,
                 action: "message_discarded",
                 old_value: Some(held.reason_code.as_str()),
                 ..Event::default()

@@ -572,7 +572,7 @@ async fn finish_release(
         &Event {
             ticket_id: Some(ticket_id),
             held_id: Some(held_id),
-            actor: "operator",
+            actor: Actor::OPERATOR.name,
             action: "message_released",
             new_value: Some(&ticket),
             ..Event::default()
