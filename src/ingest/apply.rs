@@ -1,5 +1,6 @@
 //! Apply: carry out a [`Decision`] inside the message's transaction.
 
+use super::admin;
 use super::commands::{self, Command, LineError};
 use super::decide::{Append, Author, Create, CreateForwarded, Decision, HoldCode, Record};
 use super::service::{Actor, Announce, AuthorKind, Opening, Posting, TicketService};
@@ -7,8 +8,8 @@ use super::{IngestError, Outcome, Report};
 use crate::config::Role;
 use crate::mail::forward::{Forwarded, unforwarded_subject};
 use crate::mail::{Classification, InboundMail};
-use crate::notify::{HeldNotice, Written};
-use crate::store::directory::{self, NewContact};
+use crate::notify::{HeldNotice, People, Written};
+use crate::store::directory::{Contact, ContactState, NewContact};
 use crate::store::events::{self, Event};
 use crate::store::intake::{self, NewHeld};
 use crate::store::queues::Queue;
@@ -30,10 +31,10 @@ pub struct Input<'a> {
     pub forwarded: Option<&'a Forwarded>,
     /// An agent's command lines that cannot apply, for [`HoldCode::CommandsRejected`].
     pub rejected: &'a [LineError],
+    /// Who the mail's addresses are, as the pipeline found them.
+    pub people: &'a People,
     pub service: &'a TicketService<'a>,
 }
-
-const PIPELINE: &str = "ticketd";
 
 /// Carries out `decision` on `conn`, inside the caller's transaction: the
 /// message is held (with its audit event and, for codes that merit it, a
@@ -80,8 +81,8 @@ async fn create(
         commands,
     } = decided;
     let service = input.service;
-    let now = service.now;
-    let (author_id, author_email) = resolve_author(conn, author, now).await?;
+    let mut people = input.people.clone();
+    let (author_id, author_email) = resolve_author(conn, author, service.now, &mut people).await?;
     let by_agent = matches!(author, Author::Agent { .. });
     let ticket_id = service
         .open(
@@ -109,6 +110,10 @@ async fn create(
         &input.mail.visible_text
     };
     let posting = posting(input, author, Some(author_id), text, false);
+    let posting = Posting {
+        people: &people,
+        ..posting
+    };
     service
         .add_message(conn, ticket_id, &posting, Announce::NewTicket { by_agent })
         .await?;
@@ -167,8 +172,9 @@ async fn create_forwarded(
     let forwarded = input.forwarded.ok_or_else(|| {
         IngestError::Invalid("a forward was decided on without the forwarded mail".into())
     })?;
-    let (customer_id, customer_email) = resolve_author(conn, customer, now).await?;
-    let (agent_id, agent_email) = resolve_author(conn, agent, now).await?;
+    let mut people = input.people.clone();
+    let (customer_id, customer_email) = resolve_author(conn, customer, now, &mut people).await?;
+    let (agent_id, agent_email) = resolve_author(conn, agent, now, &mut people).await?;
     let subject = forwarded
         .subject
         .clone()
@@ -213,6 +219,7 @@ async fn create_forwarded(
                 internal: false,
                 classification: input.classification.as_str(),
                 raw_stored: false,
+                people: &people,
             },
             Announce::Nobody,
         )
@@ -220,6 +227,7 @@ async fn create_forwarded(
     let note = posting(input, agent, Some(agent_id), input.agent_text, true);
     let note = Posting {
         attachments: &[],
+        people: &people,
         ..note
     };
     service
@@ -257,8 +265,8 @@ async fn append(
         commands,
     } = decided;
     let service = input.service;
-    let now = service.now;
-    let (author_id, author_email) = resolve_author(conn, author, now).await?;
+    let mut people = input.people.clone();
+    let (author_id, author_email) = resolve_author(conn, author, service.now, &mut people).await?;
     let actor = Actor {
         name: &author_email,
     };
@@ -287,6 +295,10 @@ async fn append(
         (true, false, false) => (input.agent_text, false, Announce::Message(Written::ByAgent)),
     };
     let posting = posting(input, author, Some(author_id), text, stored_internal);
+    let posting = Posting {
+        people: &people,
+        ..posting
+    };
     // The status first, so that the answer shows the ticket as it now is.
     if let Some((_, to)) = status_change {
         service
@@ -340,6 +352,7 @@ async fn record(
         internal: false,
         classification: input.classification.as_str(),
         raw_stored: true,
+        people: input.people,
     };
     service
         .add_message(conn, *ticket_id, &posting, Announce::Nobody)
@@ -377,6 +390,7 @@ fn posting<'a>(
         internal,
         classification: input.classification.as_str(),
         raw_stored: true,
+        people: input.people,
     }
 }
 
@@ -440,7 +454,7 @@ async fn hold(
                 conn,
                 &Event {
                     held_id: Some(id),
-                    actor: PIPELINE,
+                    actor: Actor::PIPELINE.name,
                     action: "message_held",
                     new_value: Some(code.as_str()),
                     ..Event::default()
@@ -451,6 +465,7 @@ async fn hold(
             let notice = HeldNotice {
                 held_id: id,
                 trigger: input.mail,
+                people: input.people,
                 queue: input.queue,
             };
             if code == HoldCode::CommandsRejected {
@@ -494,7 +509,7 @@ async fn flag_bounced(
             conn,
             &Event {
                 ticket_id,
-                actor: PIPELINE,
+                actor: Actor::PIPELINE.name,
                 action: "address_bounced",
                 new_value: Some(address),
                 ..Event::default()
@@ -506,11 +521,13 @@ async fn flag_bounced(
     Ok(())
 }
 
-/// The author's row id and address, creating the contact when it is new.
+/// The author's row id and address, creating the contact when it is new
+/// (and telling `people` who it is now).
 async fn resolve_author(
     conn: &mut Conn,
     author: &Author,
     now: i64,
+    people: &mut People,
 ) -> Result<(i64, String), IngestError> {
     Ok(match author {
         Author::Agent { id, email } | Author::Contact { id, email } => (*id, email.clone()),
@@ -519,31 +536,25 @@ async fn resolve_author(
             name,
             organization_id,
         } => {
-            let id = directory::create_contact(
-                conn,
-                &NewContact {
-                    email: email.clone(),
-                    name: name.clone(),
-                    organization_id: *organization_id,
-                    roles: vec![Role::Support],
-                    language: None,
-                },
-                now,
-            )
-            .await?;
-            events::record(
-                conn,
-                &Event {
-                    contact_id: Some(id),
-                    organization_id: *organization_id,
-                    actor: PIPELINE,
-                    action: "contact_created",
-                    new_value: Some(email),
-                    ..Event::default()
-                },
-                now,
-            )
-            .await?;
+            let new = NewContact {
+                email: email.clone(),
+                name: name.clone(),
+                organization_id: *organization_id,
+                roles: vec![Role::Support],
+                language: None,
+            };
+            let id = admin::add_contact(conn, &new, Actor::PIPELINE, now).await?;
+            let mut identity = people.get(email).cloned().unwrap_or_default();
+            identity.contact = Some(Contact {
+                id,
+                email: new.email,
+                name: new.name,
+                organization_id: new.organization_id,
+                roles: new.roles,
+                state: ContactState::Active,
+                language: new.language,
+            });
+            people.insert(email, identity);
             (id, email.clone())
         }
     })

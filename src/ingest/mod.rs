@@ -1,6 +1,7 @@
 //! The inbound pipeline: raw bytes → parse → classify → identify → route → thread → decide → apply,
 //! in one transaction per message.
 
+pub mod admin;
 pub mod apply;
 pub mod bounce;
 pub mod commands;
@@ -29,7 +30,7 @@ use crate::store::intake::{self, NewRaw};
 use crate::store::queues::Queue;
 
 use crate::mail::tag::SubjectTag;
-use crate::notify::Notifier;
+use crate::notify::{Notifier, People};
 use crate::store::durable::Durability;
 use crate::store::tickets::Priority;
 use crate::store::writer::Writer;
@@ -636,6 +637,7 @@ impl Pipeline {
             agent_text: "",
             forwarded: None,
             rejected: &[],
+            people: &People::default(),
             service: &service,
         };
         let report = apply::apply(&mut tx, &decision, &input).await?;
@@ -719,13 +721,14 @@ impl Pipeline {
             (Some(queue), _) | (None, Some(queue)) => queue,
             (None, None) => route::pick_queue(mail, &self.queues, &self.queues[self.default_queue]),
         };
-        let sender = identify::sender(conn, mail).await?;
+        let mut people = People::default();
+        let sender = identify::sender(conn, mail, &mut people).await?;
         let candidates =
             thread::candidates(conn, mail, &self.tag, sender.address().unwrap_or("")).await?;
         let recipients = if classification == Classification::Normal
             && self.settings.tickets.cc_participants != crate::config::CcPolicy::None
         {
-            identify::recipients(conn, mail, &self.own_addresses).await?
+            identify::recipients(conn, mail, &self.own_addresses, &mut people).await?
         } else {
             Vec::new()
         };
@@ -754,9 +757,7 @@ impl Pipeline {
             None
         };
         let forwarded_sender = match &forwarded {
-            Some(f) => {
-                Some(identify::by_address(conn, &f.sender.address, f.sender.name.as_deref()).await?)
-            }
+            Some(f) => Some(identify::by_address(conn, &f.sender, &mut people).await?),
             None => None,
         };
         // The agent's words above a forward are the note; commands were read from them.
@@ -803,6 +804,7 @@ impl Pipeline {
             agent_text: &agent_text,
             forwarded: forwarded.as_ref(),
             rejected: &parsed.errors,
+            people: &people,
             service: &service,
         };
         apply::apply(conn, &decision, &input).await

@@ -3,6 +3,7 @@
 
 pub mod compose;
 pub mod context;
+pub mod people;
 pub mod recipients;
 pub mod reminders;
 pub mod templates;
@@ -14,12 +15,14 @@ use tracing::{error, warn};
 use crate::config::Settings;
 use crate::mail::tag::SubjectTag;
 use crate::mail::{InboundMail, address};
-use crate::store::directory::{self, Contact};
+use crate::store::directory::{self, Agent, Contact};
 use crate::store::intake::HoldCode;
 use crate::store::outbox::{self, NewOutbox, Notice};
 use crate::store::queues::{self, Queue};
 use crate::store::tickets::{self, Status, Ticket};
 use crate::store::{Conn, Store, StoreError, now};
+pub use people::People;
+
 use context::{
     Context, HeldView, MessageView, OrganizationView, Person, StatusView, SupportView, TicketView,
 };
@@ -32,6 +35,8 @@ pub struct HeldNotice<'a> {
     pub held_id: i64,
     /// The message as received.
     pub trigger: &'a InboundMail,
+    /// Who its sender is, when the pipeline looked it up.
+    pub people: &'a People,
     /// The queue it was held in (its address answers).
     pub queue: &'a Queue,
 }
@@ -71,16 +76,8 @@ pub struct Trigger<'a> {
     pub mail: &'a InboundMail,
     /// What recipients see of it: the visible text, without an agent's commands.
     pub text: &'a str,
-}
-
-impl<'a> Trigger<'a> {
-    /// The mail with its visible text shown.
-    pub fn of(mail: &'a InboundMail) -> Trigger<'a> {
-        Trigger {
-            mail,
-            text: &mail.visible_text,
-        }
-    }
+    /// Who the mail's addresses are, as the pipeline found them.
+    pub people: &'a People,
 }
 
 /// One mail to send: who gets it, in which language, and whether it is automatic.
@@ -149,7 +146,7 @@ impl Notifier {
     pub async fn ticket_created(
         &self,
         conn: &mut Conn,
-        ticket_id: i64,
+        ticket: &Ticket,
         trigger: Trigger<'_>,
         by_agent: bool,
     ) -> Result<(), StoreError> {
@@ -158,15 +155,14 @@ impl Notifier {
         } else {
             Event::Created
         };
-        self.notify(conn, ticket_id, event, Some(trigger), None)
-            .await
+        self.notify(conn, ticket, event, Some(trigger), None).await
     }
 
     /// A message added to a ticket, told as [`recipients`] decides for who wrote it.
     pub async fn message_added(
         &self,
         conn: &mut Conn,
-        ticket_id: i64,
+        ticket: &Ticket,
         trigger: Trigger<'_>,
         written: Written,
     ) -> Result<(), StoreError> {
@@ -175,19 +171,18 @@ impl Notifier {
             Written::ByAgent => Event::AgentReply,
             Written::InternalNote => Event::InternalNote,
         };
-        self.notify(conn, ticket_id, event, Some(trigger), None)
-            .await
+        self.notify(conn, ticket, event, Some(trigger), None).await
     }
 
-    /// A status set by an operator or agent: the customer side hears of
-    /// pending, solved and closed. `author` (the agent who set it) is not told.
+    /// A status set by an operator or agent (`ticket` shows the new one):
+    /// the customer side hears of pending, solved and closed.
     pub async fn status_changed(
         &self,
         conn: &mut Conn,
-        ticket_id: i64,
+        ticket: &Ticket,
         old: Status,
-        new: Status,
     ) -> Result<(), StoreError> {
+        let new = ticket.status;
         if !matches!(new, Status::Pending | Status::Solved | Status::Closed) || old == new {
             return Ok(());
         }
@@ -195,30 +190,32 @@ impl Notifier {
             old: old.as_str().into(),
             new: new.as_str().into(),
         };
-        self.notify(conn, ticket_id, Event::StatusChanged, None, Some(&status))
+        self.notify(conn, ticket, Event::StatusChanged, None, Some(&status))
             .await
     }
 
     /// A reminder for a ticket awaiting the customer.
-    pub async fn reminder(&self, conn: &mut Conn, ticket_id: i64) -> Result<(), StoreError> {
-        self.notify(conn, ticket_id, Event::Reminder, None, None)
-            .await
+    pub async fn reminder(&self, conn: &mut Conn, ticket: &Ticket) -> Result<(), StoreError> {
+        self.notify(conn, ticket, Event::Reminder, None, None).await
     }
 
     /// Enqueues the mails of one event on a ticket, to whom [`recipients`] says.
     async fn notify(
         &self,
         conn: &mut Conn,
-        ticket_id: i64,
+        ticket: &Ticket,
         event: Event,
         trigger: Option<Trigger<'_>>,
         status: Option<&StatusView>,
     ) -> Result<(), StoreError> {
-        let Some(facts) = self.facts(conn, ticket_id).await? else {
-            return Ok(());
-        };
+        let nobody = People::default();
+        let people = trigger.map_or(&nobody, |t| t.people);
+        let facts = self.facts(conn, ticket, people).await?;
         let author = trigger.and_then(|t| t.mail.from.as_ref().map(|f| f.address.as_str()));
-        let addressees = self.addressees(conn, &facts, event, author).await?;
+        let agents = directory::list_agents(conn).await?;
+        let addressees = self
+            .addressees(conn, &facts, &agents, event, author)
+            .await?;
         if addressees.is_empty() {
             return Ok(());
         }
@@ -249,8 +246,9 @@ impl Notifier {
             let delivery = match addressee.side {
                 Side::Customer => {
                     let Some(name) = customer_event else { continue };
-                    let (person, language) =
-                        self.customer(conn, &facts, &addressee.address).await?;
+                    let (person, language) = self
+                        .customer(conn, &facts, people, &addressee.address)
+                        .await?;
                     let mut delivery = Delivery::new(name, person, language, addressee.automatic);
                     if event == Event::AgentReply {
                         delivery.attachments =
@@ -260,10 +258,12 @@ impl Notifier {
                 }
                 Side::Agent => {
                     let Some(name) = agent_event else { continue };
-                    let agent = directory::agent_by_email(conn, &addressee.address).await?;
                     let person = Person {
                         address: addressee.address.clone(),
-                        name: agent.and_then(|a| a.name),
+                        name: agents
+                            .iter()
+                            .find(|a| a.email == addressee.address)
+                            .and_then(|a| a.name.clone()),
                     };
                     let language = self.settings.notify.default_language.clone();
                     let mut delivery = Delivery::new(name, person, language, true);
@@ -319,11 +319,13 @@ impl Notifier {
         sent
     }
 
-    /// Who gets mail about `event`, loaded and decided by [`recipients`].
+    /// Who gets mail about `event` (`agents` being every agent), loaded and
+    /// decided by [`recipients`].
     async fn addressees(
         &self,
         conn: &mut Conn,
         facts: &Facts,
+        agents: &[Agent],
         event: Event,
         author: Option<&str>,
     ) -> Result<Vec<recipients::Addressee>, StoreError> {
@@ -343,7 +345,6 @@ impl Notifier {
             Some(org) => directory::organization_notify_addresses(conn, org).await?,
             None => Vec::new(),
         };
-        let agents = directory::list_agents(conn).await?;
         let all_agents: Vec<String> = agents.iter().map(|a| a.email.clone()).collect();
         let active = |email: &str| agents.iter().any(|a| a.email == email && a.active);
         let queue_agents: Vec<String> = if self.settings.notify.notify_agents {
@@ -394,14 +395,19 @@ impl Notifier {
         ))
     }
 
-    /// A customer-side recipient with their name and language.
+    /// A customer-side recipient with their name and language, looked up
+    /// only when the pipeline did not resolve the address.
     async fn customer(
         &self,
         conn: &mut Conn,
         facts: &Facts,
+        people: &People,
         address: &str,
     ) -> Result<(Person, String), StoreError> {
-        let found = directory::identify(conn, address, address::domain(address)).await?;
+        let found = match people.get(address) {
+            Some(known) => known.clone(),
+            None => directory::identify(conn, address, address::domain(address)).await?,
+        };
         let org_language = found.organization.as_ref().and_then(|o| o.language.clone());
         let language = self.language(
             found.contact.as_ref(),
@@ -469,17 +475,27 @@ impl Notifier {
         let HeldNotice {
             held_id,
             trigger,
+            people,
             queue,
         } = *notice;
         let Some(from) = &trigger.from else {
             return Ok(());
         };
-        let contact = directory::contact_by_email(conn, &from.address).await?;
-        let org_language = match contact.as_ref().and_then(|c| c.organization_id) {
-            Some(id) => directory::organization_by_id(conn, id)
-                .await?
-                .and_then(|o| o.language),
-            None => None,
+        let (contact, org_language) = match people.get(&from.address) {
+            Some(known) => (
+                known.contact.clone(),
+                known.organization.as_ref().and_then(|o| o.language.clone()),
+            ),
+            None => {
+                let contact = directory::contact_by_email(conn, &from.address).await?;
+                let language = match contact.as_ref().and_then(|c| c.organization_id) {
+                    Some(id) => directory::organization_by_id(conn, id)
+                        .await?
+                        .and_then(|o| o.language),
+                    None => None,
+                };
+                (contact, language)
+            }
         };
         let language = self.language(contact.as_ref(), org_language.as_deref());
         let subject = shorten(
@@ -531,10 +547,10 @@ impl Notifier {
         ticket_id: i64,
         language: Option<&str>,
     ) -> Result<templates::Rendered, PreviewError> {
-        let facts = self
-            .facts(conn, ticket_id)
+        let stored = tickets::get(conn, ticket_id)
             .await?
             .ok_or(PreviewError::NoTicket(ticket_id))?;
+        let facts = self.facts(conn, &stored, &People::default()).await?;
         let ticket = facts
             .ticket()
             .cloned()
@@ -772,14 +788,17 @@ impl Notifier {
         Ok(true)
     }
 
-    async fn facts(&self, conn: &mut Conn, ticket_id: i64) -> Result<Option<Facts>, StoreError> {
-        let Some(ticket) = tickets::get(conn, ticket_id).await? else {
-            return Ok(None);
-        };
-        let contact = directory::contact_by_email(conn, &ticket.requester).await?;
-        let organization = match ticket.organization_id {
-            Some(id) => directory::organization_by_id(conn, id).await?,
-            None => None,
+    /// What every mail about `ticket` shares; the requester's contact is
+    /// read only when `people` does not know it.
+    async fn facts(
+        &self,
+        conn: &mut Conn,
+        ticket: &Ticket,
+        people: &People,
+    ) -> Result<Facts, StoreError> {
+        let contact = match people.get(&ticket.requester) {
+            Some(known) => known.contact.clone(),
+            None => directory::contact_by_email(conn, &ticket.requester).await?,
         };
         let queue = self
             .queues
@@ -788,23 +807,24 @@ impl Notifier {
             .or_else(|| self.queues.first())
             .cloned()
             .ok_or_else(|| StoreError::NotFound("no queue is configured".into()))?;
-        let thread = tickets::inbound_message_ids(conn, ticket_id).await?;
-        Ok(Some(Facts {
-            about: About::Ticket(self.ticket_view(&ticket)),
+        let thread = tickets::inbound_message_ids(conn, ticket.id).await?;
+        Ok(Facts {
+            about: About::Ticket(self.ticket_view(ticket)),
             requester: Person {
                 address: ticket.requester.clone(),
                 name: contact.as_ref().and_then(|c| c.name.clone()),
             },
             requester_contact: contact,
-            organization: organization.as_ref().map(|o| OrganizationView {
-                name: o.name.clone(),
-            }),
-            organization_language: organization.as_ref().and_then(|o| o.language.clone()),
+            organization: ticket
+                .organization
+                .as_ref()
+                .map(|name| OrganizationView { name: name.clone() }),
+            organization_language: ticket.organization_language.clone(),
             organization_id: ticket.organization_id,
             assignee: ticket.assignee.clone(),
             queue,
             thread,
-        }))
+        })
     }
 
     fn ticket_view(&self, t: &Ticket) -> TicketView {

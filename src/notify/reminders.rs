@@ -55,7 +55,9 @@ impl Reminders {
         };
         for ticket_id in &due {
             let mut tx = self.store.begin().await?;
-            self.notifier.reminder(&mut tx, *ticket_id).await?;
+            if let Some(ticket) = tickets::get(&mut tx, *ticket_id).await? {
+                self.notifier.reminder(&mut tx, &ticket).await?;
+            }
             tickets::mark_reminded(&mut tx, *ticket_id, now()).await?;
             tx.commit().await?;
         }

@@ -111,6 +111,9 @@ pub struct Ticket {
     pub organization_id: Option<i64>,
     pub organization: Option<String>,
     pub organization_shares_tickets: bool,
+    /// The organization's language for its contacts' mail.
+    #[serde(skip)]
+    pub organization_language: Option<String>,
     pub queue_id: i64,
     pub queue: String,
     pub follows_up: Option<i64>,
@@ -129,7 +132,8 @@ pub struct Ticket {
 
 const TICKET_SELECT: &str = "SELECT t.id, t.status, t.subject, t.requester_email,
         t.requester_contact_id, t.organization_id, o.name AS organization,
-        COALESCE(o.shares_tickets, 0) AS organization_shares_tickets, t.queue_id, q.name AS queue,
+        COALESCE(o.shares_tickets, 0) AS organization_shares_tickets,
+        o.language AS organization_language, t.queue_id, q.name AS queue,
         t.follows_up, (SELECT COUNT(*) FROM messages m WHERE m.ticket_id = t.id) AS message_count,
         t.created_at, t.updated_at, t.priority, t.assignee_id, a.email AS assignee, t.merged_into
     FROM tickets t
@@ -147,6 +151,7 @@ struct TicketRow {
     organization_id: Option<i64>,
     organization: Option<String>,
     organization_shares_tickets: i64,
+    organization_language: Option<String>,
     queue_id: i64,
     queue: String,
     follows_up: Option<i64>,
@@ -172,6 +177,7 @@ impl TryFrom<TicketRow> for Ticket {
             organization_id: r.organization_id,
             organization: r.organization,
             organization_shares_tickets: r.organization_shares_tickets != 0,
+            organization_language: r.organization_language,
             queue_id: r.queue_id,
             queue: r.queue,
             follows_up: r.follows_up,
