@@ -1,19 +1,16 @@
 //! `ticketd org|contact|agent`: the directory of who may write in and who answers.
 
-use std::process::ExitCode;
-
 use clap::Subcommand;
 use ticketd::config::Role;
+use ticketd::ingest::admin::{self, NewAgent, NewOrganization};
 use ticketd::ingest::service::Actor;
 use ticketd::mail::address;
 use ticketd::store::directory::{self, ContactState, NewContact};
-use ticketd::store::events::{self, Event};
-use ticketd::store::{Store, StoreError, now};
+use ticketd::store::{Store, now};
 
+use super::error::{CliError, Context};
 use super::paging::{self, Paging};
-use super::{Ctx, fail, print_json};
-
-const OPERATOR: &str = Actor::OPERATOR.name;
+use super::{Ctx, email_address, in_transaction, print_json};
 
 #[derive(Debug, Subcommand)]
 pub enum OrgCommand {
@@ -122,26 +119,9 @@ fn parse_role(s: &str) -> Result<Role, String> {
     s.parse()
 }
 
-fn normalized(email: &str) -> Result<String, ExitCode> {
-    address::normalize(email).ok_or_else(|| {
-        eprintln!("ticketd: `{email}` is not an email address");
-        ExitCode::from(super::exit::USAGE)
-    })
-}
-
-async fn organization_id(store: &Store, name: &str) -> Result<i64, StoreError> {
-    let mut conn = store.conn().await?;
-    directory::organization_by_name(&mut conn, name)
-        .await?
-        .map(|o| o.id)
-        .ok_or_else(|| StoreError::NotFound(format!("no organization named `{name}`")))
-}
-
-pub async fn run_org(ctx: &Ctx, cmd: OrgCommand) -> ExitCode {
-    let store = match ctx.store().await {
-        Ok(s) => s,
-        Err(code) => return code,
-    };
+/// Runs an `org` subcommand.
+pub async fn run_org(ctx: &Ctx, cmd: OrgCommand) -> Result<(), CliError> {
+    let store = ctx.store().await?;
     match cmd {
         OrgCommand::Add {
             name,
@@ -151,113 +131,75 @@ pub async fn run_org(ctx: &Ctx, cmd: OrgCommand) -> ExitCode {
             notify,
             language,
         } => {
-            let mut clean_domains = Vec::new();
-            for d in &domains {
-                match address::normalize_domain(d) {
-                    Some(d) => clean_domains.push(d),
-                    None => {
-                        eprintln!("ticketd: `{d}` is not a mail domain");
-                        return ExitCode::from(super::exit::USAGE);
-                    }
-                }
-            }
-            let mut clean_notify = Vec::new();
-            for a in &notify {
-                match normalized(a) {
-                    Ok(a) => clean_notify.push(a),
-                    Err(code) => return code,
-                }
-            }
-            let result = async {
-                let parent_id = match &parent {
-                    Some(p) => Some(organization_id(&store, p).await?),
-                    None => None,
-                };
-                let mut tx = store.begin().await?;
-                let t = now();
-                let id = directory::create_organization(
-                    &mut tx,
-                    name.trim(),
-                    parent_id,
-                    shares_tickets,
-                    language.as_deref(),
-                    t,
-                )
-                .await?;
-                for d in &clean_domains {
-                    directory::add_organization_domain(&mut tx, id, d).await?;
-                }
-                for a in &clean_notify {
-                    directory::add_organization_notify_address(&mut tx, id, a).await?;
-                }
-                events::record(
-                    &mut tx,
-                    &Event {
-                        organization_id: Some(id),
-                        actor: OPERATOR,
-                        action: "organization_created",
-                        new_value: Some(name.trim()),
-                        ..Event::default()
-                    },
-                    t,
-                )
-                .await?;
-                tx.commit().await?;
-                Ok::<_, StoreError>(id)
-            }
-            .await;
-            match result {
-                Ok(id) => {
-                    println!("organization `{}` added (id {id})", name.trim());
-                    ExitCode::SUCCESS
-                }
-                Err(e) => fail("cannot add the organization", &e),
-            }
+            let domains = domains
+                .iter()
+                .map(|d| {
+                    address::normalize_domain(d)
+                        .ok_or_else(|| CliError::Usage(format!("`{d}` is not a mail domain")))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let notify = notify
+                .iter()
+                .map(|a| email_address(a))
+                .collect::<Result<Vec<_>, _>>()?;
+            let name = name.trim();
+            let org = NewOrganization {
+                name,
+                parent: parent.as_deref(),
+                shares_tickets,
+                language: language.as_deref(),
+                domains: &domains,
+                notify: &notify,
+            };
+            let id = in_transaction(&store, async |tx| {
+                admin::add_organization(tx, &org, Actor::OPERATOR, now()).await
+            })
+            .await
+            .context("cannot add the organization")?;
+            println!("organization `{name}` added (id {id})");
+            Ok(())
         }
         OrgCommand::List { json } => {
-            let list = async {
-                let mut conn = store.conn().await?;
-                directory::list_organizations(&mut conn).await
-            }
-            .await;
-            let list = match list {
-                Ok(l) => l,
-                Err(e) => return fail("cannot list organizations", &e),
-            };
+            let mut conn = store.conn().await.context("cannot list organizations")?;
+            let list = directory::list_organizations(&mut conn)
+                .await
+                .context("cannot list organizations")?;
             if json {
                 return print_json(&list);
             }
-            if list.is_empty() {
-                println!("no organizations");
-            }
-            for o in &list {
-                println!(
-                    "{:<24} domains: {:<30} contacts: {:<4} shares tickets: {}{}{}",
-                    o.name,
-                    o.domains.join(","),
-                    o.contacts,
-                    if o.shares_tickets { "yes" } else { "no" },
-                    o.parent
-                        .as_deref()
-                        .map(|p| format!("  parent: {p}"))
-                        .unwrap_or_default(),
-                    if o.notify.is_empty() {
-                        String::new()
-                    } else {
-                        format!("  notify: {}", o.notify.join(","))
-                    }
-                );
-            }
-            ExitCode::SUCCESS
+            print_organizations(&list);
+            Ok(())
         }
     }
 }
 
-pub async fn run_contact(ctx: &Ctx, cmd: ContactCommand) -> ExitCode {
-    let store = match ctx.store().await {
-        Ok(s) => s,
-        Err(code) => return code,
-    };
+fn print_organizations(list: &[directory::OrganizationListing]) {
+    if list.is_empty() {
+        println!("no organizations");
+    }
+    for o in list {
+        println!(
+            "{:<24} domains: {:<30} contacts: {:<4} shares tickets: {}{}{}",
+            o.name,
+            o.domains.join(","),
+            o.contacts,
+            if o.shares_tickets { "yes" } else { "no" },
+            o.parent
+                .as_deref()
+                .map(|p| format!("  parent: {p}"))
+                .unwrap_or_default(),
+            if o.notify.is_empty() {
+                String::new()
+            } else {
+                format!("  notify: {}", o.notify.join(","))
+            }
+        );
+    }
+}
+
+/// Runs a `contact` subcommand.
+pub async fn run_contact(ctx: &Ctx, cmd: ContactCommand) -> Result<(), CliError> {
+    let store = ctx.store().await?;
     match cmd {
         ContactCommand::Add {
             email,
@@ -266,94 +208,52 @@ pub async fn run_contact(ctx: &Ctx, cmd: ContactCommand) -> ExitCode {
             roles,
             language,
         } => {
-            let email = match normalized(&email) {
-                Ok(e) => e,
-                Err(code) => return code,
-            };
+            let email = email_address(&email)?;
             let roles = if roles.is_empty() {
                 vec![Role::Support]
             } else {
                 roles
             };
-            let result = async {
+            in_transaction(&store, async |tx| {
                 let organization_id = match &org {
-                    Some(o) => Some(organization_id(&store, o).await?),
+                    Some(o) => Some(admin::organization_id(tx, o).await?),
                     None => None,
                 };
-                let mut tx = store.begin().await?;
-                let t = now();
-                let id = directory::create_contact(
-                    &mut tx,
-                    &NewContact {
-                        email: email.clone(),
-                        name: name.clone(),
-                        organization_id,
-                        roles,
-                        language,
-                    },
-                    t,
-                )
-                .await?;
-                events::record(
-                    &mut tx,
-                    &Event {
-                        contact_id: Some(id),
-                        organization_id,
-                        actor: OPERATOR,
-                        action: "contact_created",
-                        new_value: Some(&email),
-                        ..Event::default()
-                    },
-                    t,
-                )
-                .await?;
-                tx.commit().await?;
-                Ok::<_, StoreError>(())
-            }
-            .await;
-            match result {
-                Ok(()) => {
-                    println!("contact {email} added");
-                    ExitCode::SUCCESS
-                }
-                Err(e) => fail("cannot add the contact", &e),
-            }
+                let contact = NewContact {
+                    email: email.clone(),
+                    name,
+                    organization_id,
+                    roles,
+                    language,
+                };
+                admin::add_contact(tx, &contact, Actor::OPERATOR, now()).await
+            })
+            .await
+            .context("cannot add the contact")?;
+            println!("contact {email} added");
+            Ok(())
         }
         ContactCommand::List { org, paging, json } => {
             let rows = paging.rows(json);
-            let list = async {
-                let org_id = match &org {
-                    Some(o) => Some(organization_id(&store, o).await?),
-                    None => None,
-                };
-                let mut conn = store.conn().await?;
-                directory::list_contacts(&mut conn, org_id, paging::fetch(rows)).await
-            }
-            .await;
-            let mut list = match list {
-                Ok(l) => l,
-                Err(e) => return fail("cannot list contacts", &e),
+            let mut conn = store.conn().await.context("cannot list contacts")?;
+            let org_id = match &org {
+                Some(o) => Some(
+                    admin::organization_id(&mut conn, o)
+                        .await
+                        .context("cannot list contacts")?,
+                ),
+                None => None,
             };
+            let mut list = directory::list_contacts(&mut conn, org_id, paging::fetch(rows))
+                .await
+                .context("cannot list contacts")?;
             paging::cut(&mut list, rows);
             list.sort_by(|a, b| a.email.cmp(&b.email));
             if json {
                 return print_json(&list);
             }
-            if list.is_empty() {
-                println!("no contacts");
-            }
-            for c in &list {
-                let roles: Vec<&str> = c.roles.iter().map(|r| r.as_str()).collect();
-                println!(
-                    "{:<36} {:<8} {:<24} {:<20} {}",
-                    c.email,
-                    c.state.as_str(),
-                    c.organization.as_deref().unwrap_or("-"),
-                    roles.join(","),
-                    c.name.as_deref().unwrap_or("")
-                );
-            }
-            ExitCode::SUCCESS
+            print_contacts(&list);
+            Ok(())
         }
         ContactCommand::Lock { email } => set_state(&store, &email, ContactState::Locked).await,
         ContactCommand::Unlock { email } | ContactCommand::Activate { email } => {
@@ -365,80 +265,58 @@ pub async fn run_contact(ctx: &Ctx, cmd: ContactCommand) -> ExitCode {
     }
 }
 
-async fn set_state(store: &Store, email: &str, state: ContactState) -> ExitCode {
-    let email = match normalized(email) {
-        Ok(e) => e,
-        Err(code) => return code,
-    };
-    let result = async {
-        let mut tx = store.begin().await?;
-        let t = now();
-        let before = directory::set_contact_state(&mut tx, &email, state, t).await?;
-        if before.state != state {
-            events::record(
-                &mut tx,
-                &Event {
-                    contact_id: Some(before.id),
-                    actor: OPERATOR,
-                    action: "contact_state_changed",
-                    old_value: Some(before.state.as_str()),
-                    new_value: Some(state.as_str()),
-                    ..Event::default()
-                },
-                t,
-            )
-            .await?;
-        }
-        tx.commit().await?;
-        Ok::<_, StoreError>(before.state)
+fn print_contacts(list: &[directory::ContactListing]) {
+    if list.is_empty() {
+        println!("no contacts");
     }
-    .await;
-    match result {
-        Ok(old) => {
-            println!("contact {email}: {} → {}", old.as_str(), state.as_str());
-            ExitCode::SUCCESS
-        }
-        Err(e) => fail("cannot change the contact", &e),
+    for c in list {
+        let roles: Vec<&str> = c.roles.iter().map(|r| r.as_str()).collect();
+        println!(
+            "{:<36} {:<8} {:<24} {:<20} {}",
+            c.email,
+            c.state.as_str(),
+            c.organization.as_deref().unwrap_or("-"),
+            roles.join(","),
+            c.name.as_deref().unwrap_or("")
+        );
     }
 }
 
-pub async fn run_agent(ctx: &Ctx, cmd: AgentCommand) -> ExitCode {
-    let store = match ctx.store().await {
-        Ok(s) => s,
-        Err(code) => return code,
-    };
+async fn set_state(store: &Store, email: &str, state: ContactState) -> Result<(), CliError> {
+    let email = email_address(email)?;
+    let old = in_transaction(store, async |tx| {
+        admin::set_contact_state(tx, &email, state, Actor::OPERATOR, now()).await
+    })
+    .await
+    .context("cannot change the contact")?;
+    println!("contact {email}: {} → {}", old.as_str(), state.as_str());
+    Ok(())
+}
+
+/// Runs an `agent` subcommand.
+pub async fn run_agent(ctx: &Ctx, cmd: AgentCommand) -> Result<(), CliError> {
+    let store = ctx.store().await?;
     match cmd {
         AgentCommand::Add { email, name, admin } => {
-            let email = match normalized(&email) {
-                Ok(e) => e,
-                Err(code) => return code,
+            let email = email_address(&email)?;
+            let agent = NewAgent {
+                email: &email,
+                name: name.as_deref(),
+                is_admin: admin,
             };
-            let result = async {
-                let mut tx = store.begin().await?;
-                let id =
-                    directory::create_agent(&mut tx, &email, name.as_deref(), admin, now()).await?;
-                tx.commit().await?;
-                Ok::<_, StoreError>(id)
-            }
-            .await;
-            match result {
-                Ok(_) => {
-                    println!("agent {email} added");
-                    ExitCode::SUCCESS
-                }
-                Err(e) => fail("cannot add the agent", &e),
-            }
+            in_transaction(&store, async |tx| {
+                admin::add_agent(tx, &agent, Actor::OPERATOR, now()).await
+            })
+            .await
+            .context("cannot add the agent")?;
+            println!("agent {email} added");
+            Ok(())
         }
         AgentCommand::List { json } => {
-            let list = async {
-                let mut conn = store.conn().await?;
-                directory::list_agents(&mut conn).await
-            }
-            .await;
-            let list = match list {
-                Ok(l) => l,
-                Err(e) => return fail("cannot list agents", &e),
-            };
+            let mut conn = store.conn().await.context("cannot list agents")?;
+            let list = directory::list_agents(&mut conn)
+                .await
+                .context("cannot list agents")?;
             if json {
                 return print_json(&list);
             }
@@ -454,7 +332,7 @@ pub async fn run_agent(ctx: &Ctx, cmd: AgentCommand) -> ExitCode {
                     if a.is_admin { " (admin)" } else { "" }
                 );
             }
-            ExitCode::SUCCESS
+            Ok(())
         }
     }
 }

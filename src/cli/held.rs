@@ -1,20 +1,20 @@
 //! `ticketd held`: review, release or discard messages the pipeline held back.
 
 use std::io::Write;
-use std::process::ExitCode;
 
 use clap::Subcommand;
 use serde::Serialize;
 use ticketd::blobs::BlobStore;
+use ticketd::ingest::admin;
+use ticketd::ingest::load_raw;
 use ticketd::ingest::service::Actor;
-use ticketd::ingest::{IngestError, load_raw};
 use ticketd::mail::RawMessage;
-use ticketd::store::events::{self, Event};
 use ticketd::store::intake::{self, HeldMessage};
 use ticketd::store::{Store, StoreError, now};
 
+use super::error::{CliError, Context};
 use super::paging;
-use super::{Ctx, exit, fail, print_json, timestamp};
+use super::{Ctx, in_transaction, print_json, timestamp};
 
 #[derive(Debug, Subcommand)]
 pub enum HeldCommand {
@@ -85,11 +85,8 @@ impl<'a> From<&'a HeldMessage> for HeldView<'a> {
     }
 }
 
-pub async fn run(ctx: &Ctx, cmd: HeldCommand) -> ExitCode {
-    let store = match ctx.store().await {
-        Ok(s) => s,
-        Err(code) => return code,
-    };
+pub async fn run(ctx: &Ctx, cmd: HeldCommand) -> Result<(), CliError> {
+    let store = ctx.store().await?;
     match cmd {
         HeldCommand::List { all, limit, json } => list(&store, all, limit, json).await,
         HeldCommand::Show { id, raw, json } => show(ctx, &store, id, raw, json).await,
@@ -99,17 +96,12 @@ pub async fn run(ctx: &Ctx, cmd: HeldCommand) -> ExitCode {
 }
 
 /// `held list`: held messages, oldest first, the newest page of them.
-async fn list(store: &Store, all: bool, limit: Option<u32>, json: bool) -> ExitCode {
+async fn list(store: &Store, all: bool, limit: Option<u32>, json: bool) -> Result<(), CliError> {
     let rows = paging::rows(limit, all || json);
-    let list = async {
-        let mut conn = store.conn().await?;
-        intake::list_held(&mut conn, all, paging::fetch(rows)).await
-    }
-    .await;
-    let mut list = match list {
-        Ok(l) => l,
-        Err(e) => return fail("cannot list held messages", &e),
-    };
+    let mut conn = store.conn().await.context("cannot list held messages")?;
+    let mut list = intake::list_held(&mut conn, all, paging::fetch(rows))
+        .await
+        .context("cannot list held messages")?;
     // Oldest first, so the newest are at the end.
     list.reverse();
     paging::cut(&mut list, rows);
@@ -131,40 +123,31 @@ async fn list(store: &Store, all: bool, limit: Option<u32>, json: bool) -> ExitC
             h.subject.as_deref().unwrap_or("")
         );
     }
-    ExitCode::SUCCESS
+    Ok(())
 }
 
 /// `held show`: why a message is held and what it says.
-async fn show(ctx: &Ctx, store: &Store, id: i64, raw: bool, json: bool) -> ExitCode {
+async fn show(ctx: &Ctx, store: &Store, id: i64, raw: bool, json: bool) -> Result<(), CliError> {
+    const LOADING: &str = "cannot load the held message";
     let raw_files = BlobStore::raw_messages(&ctx.settings.data.dir);
-    let loaded = async {
-        let mut conn = store.conn().await?;
-        let held = intake::held(&mut conn, id)
-            .await?
-            .ok_or_else(|| StoreError::NotFound(format!("no held message #{id}")))?;
-        let raw = load_raw(&mut conn, &raw_files, &held.raw_sha256).await?;
-        Ok::<_, IngestError>((held, raw))
-    }
-    .await;
-    let (held, kept) = match loaded {
-        Ok(v) => v,
-        Err(IngestError::Store(e)) => return fail("cannot load the held message", &e),
-        Err(e) => {
-            eprintln!("ticketd: cannot load the held message: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
+    let mut conn = store.conn().await.context(LOADING)?;
+    let held = intake::held(&mut conn, id)
+        .await
+        .and_then(|found| {
+            found.ok_or_else(|| StoreError::NotFound(format!("no held message #{id}")))
+        })
+        .context(LOADING)?;
+    let kept = load_raw(&mut conn, &raw_files, &held.raw_sha256)
+        .await
+        .context(LOADING)?;
     let kept = kept.unwrap_or_else(|| RawMessage::whole(Vec::new()));
     let bytes = kept.bytes();
     if raw {
         let mut out = std::io::stdout().lock();
-        return match out.write_all(bytes).and_then(|_| out.flush()) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("ticketd: cannot write: {e}");
-                ExitCode::FAILURE
-            }
-        };
+        return out
+            .write_all(bytes)
+            .and_then(|_| out.flush())
+            .map_err(|e| CliError::Refused(format!("cannot write: {e}")));
     }
     if json {
         return print_json(&HeldView::from(&held));
@@ -202,76 +185,34 @@ async fn show(ctx: &Ctx, store: &Store, id: i64, raw: bool, json: bool) -> ExitC
         "\n{}",
         preview.visible_text.chars().take(2000).collect::<String>()
     );
-    ExitCode::SUCCESS
+    Ok(())
 }
 
 /// `held release`: the message through the pipeline again, as approved.
-async fn release(ctx: &Ctx, store: &Store, id: i64) -> ExitCode {
-    let pipeline = match super::pipeline(ctx, store).await {
-        Ok(p) => p,
-        Err(code) => return code,
-    };
-    match pipeline.release(id).await {
-        Ok(report) => {
-            match (report.outcome.as_str(), report.ticket) {
-                ("held", _) => println!(
-                    "held message #{id} is still held: {}",
-                    report.reason.as_deref().unwrap_or("")
-                ),
-                (outcome, Some(t)) => {
-                    println!("held message #{id} released: {outcome} ticket #{t}")
-                }
-                (outcome, None) => println!("held message #{id} released: {outcome}"),
-            }
-            ExitCode::SUCCESS
-        }
-        Err(IngestError::Store(e)) => fail("cannot release the message", &e),
-        Err(IngestError::Invalid(msg)) => {
-            eprintln!("ticketd: {msg}");
-            ExitCode::FAILURE
-        }
-        Err(e) => {
-            eprintln!("ticketd: cannot release the message: {e}");
-            ExitCode::from(exit::SOFTWARE)
-        }
+async fn release(ctx: &Ctx, store: &Store, id: i64) -> Result<(), CliError> {
+    let pipeline = super::pipeline(ctx, store).await?;
+    let report = pipeline
+        .release(id)
+        .await
+        .context("cannot release the message")?;
+    match (report.outcome.as_str(), report.ticket) {
+        ("held", _) => println!(
+            "held message #{id} is still held: {}",
+            report.reason.as_deref().unwrap_or("")
+        ),
+        (outcome, Some(t)) => println!("held message #{id} released: {outcome} ticket #{t}"),
+        (outcome, None) => println!("held message #{id} released: {outcome}"),
     }
+    Ok(())
 }
 
 /// `held discard`: off the review list; its raw copy is kept.
-async fn discard(store: &Store, id: i64) -> ExitCode {
-    let result = async {
-        let mut tx = store.begin().await?;
-        let held = intake::held(&mut tx, id)
-            .await?
-            .ok_or_else(|| StoreError::NotFound(format!("no held message #{id}")))?;
-        if let Some(r) = held.resolution {
-            return Err(StoreError::Conflict(format!(
-                "held message #{id} was {r} already"
-            )));
-        }
-        let t = now();
-        intake::resolve_held(&mut tx, id, "discarded", None, t).await?;
-        events::record(
-            &mut tx,
-            &Event {
-                held_id: Some(id),
-                actor: Actor::OPERATOR.name,
-                action: "message_discarded",
-                old_value: Some(held.reason_code.as_str()),
-                ..Event::default()
-            },
-            t,
-        )
-        .await?;
-        tx.commit().await?;
-        Ok::<_, StoreError>(())
-    }
-    .await;
-    match result {
-        Ok(()) => {
-            println!("held message #{id} discarded");
-            ExitCode::SUCCESS
-        }
-        Err(e) => fail("cannot discard the message", &e),
-    }
+async fn discard(store: &Store, id: i64) -> Result<(), CliError> {
+    in_transaction(store, async |tx| {
+        admin::discard_held(tx, id, Actor::OPERATOR, now()).await
+    })
+    .await
+    .context("cannot discard the message")?;
+    println!("held message #{id} discarded");
+    Ok(())
 }

@@ -1,7 +1,6 @@
 //! `ticketd ingest`: messages from files or standard input into tickets.
 
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 use clap::Args;
 use serde::Serialize;
@@ -9,6 +8,7 @@ use ticketd::ingest::{IngestError, Pipeline, Report, read_up_to};
 use ticketd::mail::RawMessage;
 use ticketd::store::Store;
 
+use super::error::CliError;
 use super::{Ctx, exit};
 
 #[derive(Debug, Args)]
@@ -31,17 +31,18 @@ struct Line<'a> {
 /// Ingests every file. An MTA's pipe reads the exit code: 0 when every message
 /// is recorded and on disk, 65 for input that is no message at all (bounced),
 /// 75 for everything else (the MTA keeps the mail and tries again), 66 for a
-/// named file that cannot be read.
-pub async fn run(ctx: &Ctx, args: IngestArgs) -> ExitCode {
+/// named file that cannot be read. Each failure is printed here, in the
+/// form an MTA logs, and returned as [`CliError::Reported`].
+pub async fn run(ctx: &Ctx, args: IngestArgs) -> Result<(), CliError> {
     let store = match Store::open(&ctx.settings.store).await {
         Ok(s) => s,
-        Err(e) => return defer(&format!("cannot open the store: {e}")),
+        Err(e) => return Err(defer(&format!("cannot open the store: {e}"))),
     };
     let pipeline = match Pipeline::new(store.clone(), ctx.settings.clone()).await {
         Ok(p) => p,
         Err(e) => {
             store.close().await;
-            return defer(&format!("cannot prepare the pipeline: {e}"));
+            return Err(defer(&format!("cannot prepare the pipeline: {e}")));
         }
     };
     let files = if args.files.is_empty() {
@@ -68,15 +69,18 @@ pub async fn run(ctx: &Ctx, args: IngestArgs) -> ExitCode {
     drop(pipeline);
     store.close().await;
     if let Err(e) = synced {
-        return defer(&e.to_string());
+        return Err(defer(&e.to_string()));
     }
-    ExitCode::from(worst)
+    match worst {
+        0 => Ok(()),
+        code => Err(CliError::Reported(code)),
+    }
 }
 
 /// Exit 75 with a one-line reason, which the MTA logs and keeps the mail for.
-fn defer(reason: &str) -> ExitCode {
+fn defer(reason: &str) -> CliError {
     eprintln!("ticketd ingest: deferred: {}", super::one_line(reason));
-    ExitCode::from(exit::TEMP_FAIL)
+    CliError::Reported(exit::TEMP_FAIL)
 }
 
 async fn ingest_one(

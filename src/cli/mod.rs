@@ -2,6 +2,7 @@
 
 mod address;
 mod admin;
+mod error;
 mod held;
 mod ingest;
 mod outbox;
@@ -21,6 +22,8 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand, ValueEnum};
 use ticketd::config::{self, Settings};
 use ticketd::store::{Store, StoreError};
+
+use error::{CliError, Context};
 
 /// Exit codes from sysexits.h, which MTAs (Postfix `pipe`, procmail) understand.
 pub mod exit {
@@ -130,53 +133,45 @@ pub struct Ctx {
 }
 
 impl Ctx {
-    /// Opens (and migrates) the store, printing why when it cannot.
-    pub async fn store(&self) -> Result<Store, ExitCode> {
+    /// Opens (and migrates) the store.
+    pub async fn store(&self) -> Result<Store, CliError> {
         Store::open(&self.settings.store)
             .await
-            .map_err(|e| store_failure("cannot open the store", &e))
+            .context("cannot open the store")
     }
-}
 
-impl Ctx {
-    /// Opens the store and takes a connection from it, printing why when it cannot.
+    /// Opens the store and takes a connection from it.
     pub async fn connection(
         &self,
-    ) -> Result<(Store, sqlx::pool::PoolConnection<sqlx::Any>), ExitCode> {
+    ) -> Result<(Store, sqlx::pool::PoolConnection<sqlx::Any>), CliError> {
         let store = self.store().await?;
-        match store.conn().await {
-            Ok(conn) => Ok((store, conn)),
-            Err(e) => Err(fail("cannot reach the store", &e)),
-        }
+        let conn = store.conn().await.context("cannot reach the store")?;
+        Ok((store, conn))
     }
 }
 
-/// Prints a store error and picks the exit code: 75 when retrying may help.
-pub fn store_failure(context: &str, e: &StoreError) -> ExitCode {
-    eprintln!("ticketd: {context}: {e}");
-    if e.is_transient() || matches!(e, StoreError::Setup(_) | StoreError::Migrate(_)) {
-        ExitCode::from(exit::TEMP_FAIL)
-    } else {
-        ExitCode::from(exit::SOFTWARE)
-    }
+/// `raw` as a normalized email address, or a usage error naming it.
+pub fn email_address(raw: &str) -> Result<String, CliError> {
+    ticketd::mail::address::normalize(raw)
+        .ok_or_else(|| CliError::Usage(format!("`{raw}` is not an email address")))
 }
 
-/// Opens the ingest pipeline (store, queues, templates), printing why when it cannot.
-pub async fn pipeline(ctx: &Ctx, store: &Store) -> Result<ticketd::ingest::Pipeline, ExitCode> {
-    use ticketd::ingest::IngestError;
+/// Runs `change` in one transaction of `store`, committed when it succeeds.
+pub async fn in_transaction<T>(
+    store: &Store,
+    change: impl AsyncFnOnce(&mut ticketd::store::Conn) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    let mut tx = store.begin().await?;
+    let done = change(&mut tx).await?;
+    tx.commit().await?;
+    Ok(done)
+}
+
+/// Opens the ingest pipeline (store, queues, templates).
+pub async fn pipeline(ctx: &Ctx, store: &Store) -> Result<ticketd::ingest::Pipeline, CliError> {
     ticketd::ingest::Pipeline::new(store.clone(), ctx.settings.clone())
         .await
-        .map_err(|e| match e {
-            IngestError::Store(e) => store_failure("cannot prepare the pipeline", &e),
-            IngestError::Templates(e) => {
-                eprintln!("ticketd: {e}");
-                ExitCode::from(exit::CONFIG)
-            }
-            other => {
-                eprintln!("ticketd: cannot prepare the pipeline: {other}");
-                ExitCode::from(exit::SOFTWARE)
-            }
-        })
+        .context("cannot prepare the pipeline")
 }
 
 /// `ticketd ticket list | head` ends quietly, as Unix tools do, instead of
@@ -204,9 +199,6 @@ pub fn run(cli: Cli) -> ExitCode {
     // One TLS provider for the whole process (see DESIGN.md): ring.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let config_file = config::config_path(cli.config);
-    if let Command::Parse(args) = cli.command {
-        return parse::run(args, config_file.as_deref());
-    }
     // An MTA bounces the customer's mail on any exit code but 0 and 75: in
     // pipe mode every failure that is not the input's own fault is 75.
     let pipe_mode = matches!(cli.command, Command::Ingest(_));
@@ -217,12 +209,28 @@ pub fn run(cli: Cli) -> ExitCode {
             ExitCode::from(code)
         }
     };
+    let finish = |result: Result<(), CliError>| match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            if e.unreported() {
+                eprintln!("ticketd: {e}");
+            }
+            // `ingest` reports its own codes, 65 and 66 among them.
+            match e {
+                CliError::Reported(code) => ExitCode::from(code),
+                e => failed(e.exit_code()),
+            }
+        }
+    };
+    if let Command::Parse(args) = cli.command {
+        return finish(parse::run(args, config_file.as_deref()));
+    }
     let settings = match load_settings(config_file.as_deref(), pipe_mode) {
         Ok(s) => Arc::new(s),
         Err(code) => return failed(code),
     };
     if let Command::Config(ConfigCommand::Check) = cli.command {
-        return config_check(&settings, config_file.as_deref());
+        return finish(config_check(&settings, config_file.as_deref()));
     }
     let argv: Vec<String> = std::env::args().collect();
     match service_user::become_store_owner(&settings, &argv) {
@@ -257,7 +265,7 @@ pub fn run(cli: Cli) -> ExitCode {
     };
     let ctx = Ctx { settings };
     let dispatch = move || {
-        runtime.block_on(async move {
+        let result = runtime.block_on(async move {
             match cli.command {
                 Command::Ingest(args) => ingest::run(&ctx, args).await,
                 Command::Ticket(cmd) => ticket::run(&ctx, cmd).await,
@@ -269,16 +277,13 @@ pub fn run(cli: Cli) -> ExitCode {
                 Command::Address(cmd) => address::run(&ctx, cmd).await,
                 Command::Template(cmd) => template::run(&ctx, cmd).await,
                 Command::Migrate => migrate(&ctx).await,
-                Command::Run => match ticketd::daemon::run(ctx.settings.clone()).await {
-                    Ok(()) => ExitCode::SUCCESS,
-                    Err(e) => {
-                        eprintln!("ticketd run: {e:#}");
-                        ExitCode::from(exit::SOFTWARE)
-                    }
-                },
-                Command::Parse(_) | Command::Config(_) => ExitCode::SUCCESS,
+                Command::Run => ticketd::daemon::run(ctx.settings.clone())
+                    .await
+                    .map_err(|e| CliError::Internal(format!("run: {e:#}"))),
+                Command::Parse(_) | Command::Config(_) => Ok(()),
             }
-        })
+        });
+        finish(result)
     };
     if !pipe_mode {
         return dispatch();
@@ -323,16 +328,10 @@ pub fn init_logging(format: LogFormat, default_level: &str) {
     };
 }
 
-fn config_check(settings: &Settings, file: Option<&Path>) -> ExitCode {
+fn config_check(settings: &Settings, file: Option<&Path>) -> Result<(), CliError> {
     let templates =
-        match ticketd::notify::templates::Templates::load(settings.notify.templates_dir.as_deref())
-        {
-            Ok(t) => t,
-            Err(e) => {
-                eprintln!("ticketd: {e}");
-                return ExitCode::from(exit::CONFIG);
-            }
-        };
+        ticketd::notify::templates::Templates::load(settings.notify.templates_dir.as_deref())
+            .map_err(|e| CliError::Config(e.to_string()))?;
     match file {
         Some(path) => println!("# configuration: embedded defaults + {}", path.display()),
         None => println!("# configuration: embedded defaults (no file given)"),
@@ -346,14 +345,13 @@ fn config_check(settings: &Settings, file: Option<&Path>) -> ExitCode {
         "ticketd: configuration is valid; templates compiled ({})",
         languages.join(", ")
     );
-    ExitCode::SUCCESS
+    Ok(())
 }
 
-async fn migrate(ctx: &Ctx) -> ExitCode {
-    let store = match Store::connect(&ctx.settings.store).await {
-        Ok(s) => s,
-        Err(e) => return store_failure("cannot connect to the store", &e),
-    };
+async fn migrate(ctx: &Ctx) -> Result<(), CliError> {
+    let store = Store::connect(&ctx.settings.store)
+        .await
+        .context("cannot connect to the store")?;
     let prepared = async {
         store.migrate().await?;
         // The configured queues too, so that `ingest` (often run as another
@@ -362,16 +360,12 @@ async fn migrate(ctx: &Ctx) -> ExitCode {
         ticketd::store::queues::load(&mut conn, &ctx.settings.queues).await?;
         Ok::<(), StoreError>(())
     };
-    match prepared.await {
-        Ok(()) => {
-            println!(
-                "database schema is up to date ({})",
-                config::mask_url_password(&ctx.settings.store.url)
-            );
-            ExitCode::SUCCESS
-        }
-        Err(e) => store_failure("migration failed", &e),
-    }
+    prepared.await.context("migration failed")?;
+    println!(
+        "database schema is up to date ({})",
+        config::mask_url_password(&ctx.settings.store.url)
+    );
+    Ok(())
 }
 
 /// Loads the settings, printing a clear error (on one line in pipe mode) when
@@ -400,28 +394,11 @@ pub fn read_input(path: &Path) -> std::io::Result<Vec<u8>> {
 }
 
 /// Prints a value as pretty JSON on standard output.
-pub fn print_json<T: serde::Serialize>(value: &T) -> ExitCode {
-    match serde_json::to_string_pretty(value) {
-        Ok(json) => {
-            println!("{json}");
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("ticketd: cannot encode JSON: {e}");
-            ExitCode::from(exit::SOFTWARE)
-        }
-    }
+pub fn print_json<T: serde::Serialize>(value: &T) -> Result<(), CliError> {
+    let json = serde_json::to_string_pretty(value)
+        .map_err(|e| CliError::Internal(format!("cannot encode JSON: {e}")))?;
+    println!("{json}");
+    Ok(())
 }
 
 pub use ticketd::store::rfc3339 as timestamp;
-
-/// Prints an error for a failed command and returns exit code 1 (or 75 when transient).
-pub fn fail(context: &str, e: &StoreError) -> ExitCode {
-    match e {
-        StoreError::NotFound(_) | StoreError::Conflict(_) => {
-            eprintln!("ticketd: {context}: {e}");
-            ExitCode::FAILURE
-        }
-        _ => store_failure(context, e),
-    }
-}

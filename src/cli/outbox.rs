@@ -1,14 +1,14 @@
 //! `ticketd outbox`: what notifications are waiting, were sent or failed, and sending one again.
 
 use std::io::Write;
-use std::process::ExitCode;
 
 use clap::Subcommand;
 use ticketd::store::outbox::{self, OutboxStatus};
 use ticketd::store::{StoreError, now};
 
+use super::error::{CliError, Context};
 use super::paging::{self, Paging};
-use super::{Ctx, fail, print_json, timestamp};
+use super::{Ctx, print_json, timestamp};
 
 #[derive(Debug, Subcommand)]
 pub enum OutboxCommand {
@@ -41,26 +41,24 @@ pub enum OutboxCommand {
     },
 }
 
-pub async fn run(ctx: &Ctx, cmd: OutboxCommand) -> ExitCode {
-    let (_store, mut conn) = match ctx.connection().await {
-        Ok(opened) => opened,
-        Err(code) => return code,
-    };
+/// Runs an `outbox` subcommand.
+pub async fn run(ctx: &Ctx, cmd: OutboxCommand) -> Result<(), CliError> {
+    let (_store, mut conn) = ctx.connection().await?;
     match cmd {
         OutboxCommand::List {
             status,
             paging,
             json,
         } => {
-            let status = match status.as_deref().map(OutboxStatus::try_from).transpose() {
-                Ok(status) => status,
-                Err(e) => return fail("cannot list the outbox", &e),
-            };
+            let status = status
+                .as_deref()
+                .map(OutboxStatus::try_from)
+                .transpose()
+                .context("cannot list the outbox")?;
             let rows = paging.rows(json);
-            let mut list = match outbox::list(&mut conn, status, paging::fetch(rows)).await {
-                Ok(l) => l,
-                Err(e) => return fail("cannot list the outbox", &e),
-            };
+            let mut list = outbox::list(&mut conn, status, paging::fetch(rows))
+                .await
+                .context("cannot list the outbox")?;
             paging::cut(&mut list, rows);
             if json {
                 return print_json(&list);
@@ -82,30 +80,24 @@ pub async fn run(ctx: &Ctx, cmd: OutboxCommand) -> ExitCode {
                         .unwrap_or_default()
                 );
             }
-            ExitCode::SUCCESS
+            Ok(())
         }
         OutboxCommand::Show { id, raw, json } => {
-            let loaded = async {
-                let (entry, bytes) = outbox::get(&mut conn, id)
-                    .await?
-                    .ok_or_else(|| StoreError::NotFound(format!("no outbox entry #{id}")))?;
-                let attempts = outbox::attempts(&mut conn, id).await?;
-                Ok::<_, StoreError>((entry, bytes, attempts))
-            }
-            .await;
-            let (entry, bytes, attempts) = match loaded {
-                Ok(v) => v,
-                Err(e) => return fail("cannot load the notification", &e),
-            };
+            let (entry, bytes) = outbox::get(&mut conn, id)
+                .await
+                .and_then(|found| {
+                    found.ok_or_else(|| StoreError::NotFound(format!("no outbox entry #{id}")))
+                })
+                .context("cannot load the notification")?;
+            let attempts = outbox::attempts(&mut conn, id)
+                .await
+                .context("cannot load the notification")?;
             if raw {
                 let mut out = std::io::stdout().lock();
-                return match out.write_all(&bytes).and_then(|_| out.flush()) {
-                    Ok(()) => ExitCode::SUCCESS,
-                    Err(e) => {
-                        eprintln!("ticketd: cannot write: {e}");
-                        ExitCode::FAILURE
-                    }
-                };
+                return out
+                    .write_all(&bytes)
+                    .and_then(|_| out.flush())
+                    .map_err(|e| CliError::Refused(format!("cannot write: {e}")));
             }
             if json {
                 return print_json(&serde_json::json!({ "entry": entry, "attempts": attempts }));
@@ -132,18 +124,17 @@ pub async fn run(ctx: &Ctx, cmd: OutboxCommand) -> ExitCode {
                     a.reply
                 );
             }
-            ExitCode::SUCCESS
+            Ok(())
         }
-        OutboxCommand::Retry { id } => match outbox::retry(&mut conn, id, now()).await {
-            Ok(true) => {
-                println!("notification #{id} will be sent again");
-                ExitCode::SUCCESS
+        OutboxCommand::Retry { id } => {
+            if !outbox::retry(&mut conn, id, now())
+                .await
+                .context("cannot retry")?
+            {
+                return Err(CliError::Refused(format!("no unsent notification #{id}")));
             }
-            Ok(false) => {
-                eprintln!("ticketd: no unsent notification #{id}");
-                ExitCode::FAILURE
-            }
-            Err(e) => fail("cannot retry", &e),
-        },
+            println!("notification #{id} will be sent again");
+            Ok(())
+        }
     }
 }

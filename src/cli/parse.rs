@@ -1,13 +1,14 @@
 //! `ticketd parse`: shows what the pipeline sees in one message.
 
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 use clap::Args;
 use serde::Serialize;
 use ticketd::ingest::verify::Verifier;
 use ticketd::mail::auth::Verdict;
 use ticketd::mail::{self, Classification, Mailbox};
+
+use super::error::CliError;
 
 #[derive(Debug, Args)]
 pub struct ParseArgs {
@@ -47,25 +48,15 @@ struct ParseView<'a> {
     parse_failure: Option<&'a str>,
 }
 
-pub fn run(args: ParseArgs, config_file: Option<&std::path::Path>) -> ExitCode {
-    let raw = match super::read_input(&args.file) {
-        Ok(raw) => raw,
-        Err(e) => {
-            eprintln!("ticketd parse: {e}");
-            return ExitCode::from(super::exit::NO_INPUT);
-        }
-    };
+pub fn run(args: ParseArgs, config_file: Option<&std::path::Path>) -> Result<(), CliError> {
+    let raw = super::read_input(&args.file).map_err(|e| CliError::NoInput(e.to_string()))?;
     if let Err(e) = mail::parse::check_is_message(&raw) {
-        eprintln!(
-            "ticketd parse: {}: not an email message: {e}",
+        return Err(CliError::NotAMessage(format!(
+            "{}: not an email message: {e}",
             args.file.display()
-        );
-        return ExitCode::from(super::exit::DATA_ERR);
+        )));
     }
-    let settings = match super::load_settings(config_file, false) {
-        Ok(s) => s,
-        Err(code) => return ExitCode::from(code),
-    };
+    let settings = super::load_settings(config_file, false).map_err(CliError::Reported)?;
     let parsed = mail::parse(&raw);
     let classification = mail::classify::classify(&parsed, &settings.own_addresses());
     let verifier = Verifier::new(&settings.agents);
@@ -75,8 +66,9 @@ pub fn run(args: ParseArgs, config_file: Option<&std::path::Path>) -> ExitCode {
     {
         Ok(rt) => rt.block_on(verifier.verdict(&parsed, &raw)),
         Err(e) => {
-            eprintln!("ticketd parse: cannot start the async runtime: {e}");
-            return ExitCode::from(super::exit::SOFTWARE);
+            return Err(CliError::Internal(format!(
+                "cannot start the async runtime: {e}"
+            )));
         }
     };
     let view = ParseView {
@@ -105,17 +97,11 @@ pub fn run(args: ParseArgs, config_file: Option<&std::path::Path>) -> ExitCode {
         parse_failure: parsed.parse_failure.as_deref(),
     };
     if args.json {
-        match serde_json::to_string_pretty(&view) {
-            Ok(json) => println!("{json}"),
-            Err(e) => {
-                eprintln!("ticketd parse: cannot encode JSON: {e}");
-                return ExitCode::from(super::exit::SOFTWARE);
-            }
-        }
+        super::print_json(&view)?;
     } else {
         print_summary(&view);
     }
-    ExitCode::SUCCESS
+    Ok(())
 }
 
 fn print_summary(v: &ParseView<'_>) {

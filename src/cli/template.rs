@@ -1,12 +1,11 @@
 //! `ticketd template`: preview a notification as a ticket's customer would get it.
 
-use std::process::ExitCode;
-
 use clap::Subcommand;
 use ticketd::notify::templates::EVENTS;
-use ticketd::notify::{Notifier, OpenError, PreviewError};
+use ticketd::notify::{Notifier, PreviewError};
 
-use super::{Ctx, exit, fail};
+use super::Ctx;
+use super::error::CliError;
 
 #[derive(Debug, Subcommand)]
 pub enum TemplateCommand {
@@ -28,48 +27,33 @@ pub enum TemplateCommand {
     },
 }
 
-pub async fn run(ctx: &Ctx, cmd: TemplateCommand) -> ExitCode {
+/// Renders a template for a ticket.
+pub async fn run(ctx: &Ctx, cmd: TemplateCommand) -> Result<(), CliError> {
     let TemplateCommand::Render {
         event,
         ticket,
         lang,
         html,
     } = cmd;
-    let (store, mut conn) = match ctx.connection().await {
-        Ok(opened) => opened,
-        Err(code) => return code,
-    };
-    let notifier = match Notifier::open(&store, ctx.settings.clone()).await {
-        Ok(n) => n,
-        Err(OpenError::Store(e)) => return fail("cannot load the queues", &e),
-        Err(OpenError::Templates(e)) => {
-            eprintln!("ticketd: {e}");
-            return ExitCode::from(exit::CONFIG);
-        }
-    };
+    let (store, mut conn) = ctx.connection().await?;
+    let notifier = Notifier::open(&store, ctx.settings.clone()).await?;
     if let Some(l) = &lang
         && !notifier.templates().languages().any(|known| known == l)
     {
         let known: Vec<&str> = notifier.templates().languages().collect();
-        eprintln!(
-            "ticketd: no templates in language `{l}` (available: {})",
+        return Err(CliError::Usage(format!(
+            "no templates in language `{l}` (available: {})",
             known.join(", ")
-        );
-        return ExitCode::from(exit::USAGE);
+        )));
     }
-    match notifier
+    let rendered = notifier
         .preview(&mut conn, &event, ticket, lang.as_deref())
         .await
-    {
-        Ok(rendered) => {
-            println!("Subject: {}\n", rendered.subject);
-            print!("{}", if html { &rendered.html } else { &rendered.text });
-            ExitCode::SUCCESS
-        }
-        Err(PreviewError::Store(e)) => fail("cannot render", &e),
-        Err(e) => {
-            eprintln!("ticketd: {e}");
-            ExitCode::FAILURE
-        }
-    }
+        .map_err(|e| match e {
+            PreviewError::Store(e) => CliError::store("cannot render")(e),
+            e => CliError::Refused(e.to_string()),
+        })?;
+    println!("Subject: {}\n", rendered.subject);
+    print!("{}", if html { &rendered.html } else { &rendered.text });
+    Ok(())
 }

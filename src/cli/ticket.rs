@@ -1,21 +1,20 @@
 //! `ticketd ticket`: list, show and change tickets.
 
-use std::process::ExitCode;
-
 use std::path::PathBuf;
 
 use clap::Subcommand;
 use serde::Serialize;
 use ticketd::blobs::BlobStore;
-use ticketd::ingest::service::{Actor, Announce, AuthorKind, Posting, ServiceError, TicketService};
-use ticketd::mail::{InboundMail, Mailbox};
-use ticketd::notify::{Notifier, OpenError, Written};
+use ticketd::ingest::admin;
+use ticketd::ingest::service::{Actor, ServiceError, TicketService};
+use ticketd::notify::Notifier;
 use ticketd::store::events::{self, EventRecord};
 use ticketd::store::tickets::{self, Filter, MessageView, Priority, Status, Ticket};
 use ticketd::store::{Conn, Store, StoreError, directory, now};
 
+use super::error::{CliError, Context};
 use super::paging::{self, Paging};
-use super::{Ctx, fail, print_json, timestamp};
+use super::{Ctx, print_json, timestamp};
 
 #[derive(Debug, Subcommand)]
 pub enum TicketCommand {
@@ -142,11 +141,9 @@ struct TicketDetail<'a> {
     events: Vec<EventRecord>,
 }
 
-pub async fn run(ctx: &Ctx, cmd: TicketCommand) -> ExitCode {
-    let (store, mut conn) = match ctx.connection().await {
-        Ok(opened) => opened,
-        Err(code) => return code,
-    };
+/// Runs a `ticket` subcommand.
+pub async fn run(ctx: &Ctx, cmd: TicketCommand) -> Result<(), CliError> {
+    let (store, mut conn) = ctx.connection().await?;
     match cmd {
         TicketCommand::List {
             status,
@@ -156,39 +153,33 @@ pub async fn run(ctx: &Ctx, cmd: TicketCommand) -> ExitCode {
             paging,
             json,
         } => {
-            let org_id = match org {
-                Some(name) => match directory::organization_by_name(&mut conn, &name).await {
-                    Ok(Some(o)) => Some(o.id),
-                    Ok(None) => {
-                        eprintln!("ticketd: no organization named `{name}`");
-                        return ExitCode::FAILURE;
-                    }
-                    Err(e) => return fail("cannot look up the organization", &e),
-                },
+            let organization_id = match org {
+                Some(name) => Some(
+                    admin::organization_id(&mut conn, &name)
+                        .await
+                        .context("cannot look up the organization")?,
+                ),
                 None => None,
             };
             let assignee_id = match assignee {
-                Some(address) => match directory::agent_by_email(&mut conn, &address).await {
-                    Ok(Some(a)) => Some(a.id),
-                    Ok(None) => {
-                        eprintln!("ticketd: no agent `{address}`");
-                        return ExitCode::FAILURE;
-                    }
-                    Err(e) => return fail("cannot look up the agent", &e),
-                },
+                Some(address) => directory::agent_by_email(&mut conn, &address)
+                    .await
+                    .context("cannot look up the agent")?
+                    .map(|a| a.id)
+                    .ok_or_else(|| CliError::Refused(format!("no agent `{address}`")))
+                    .map(Some)?,
                 None => None,
             };
             let filter = Filter {
                 status,
-                organization_id: org_id,
+                organization_id,
                 assignee_id,
                 priority,
             };
             let rows = paging.rows(json);
-            let mut list = match tickets::list(&mut conn, &filter, paging::fetch(rows)).await {
-                Ok(l) => l,
-                Err(e) => return fail("cannot list tickets", &e),
-            };
+            let mut list = tickets::list(&mut conn, &filter, paging::fetch(rows))
+                .await
+                .context("cannot list tickets")?;
             paging::cut(&mut list, rows);
             if json {
                 let rows: Vec<TicketSummary> = list.iter().map(Into::into).collect();
@@ -208,29 +199,19 @@ pub async fn run(ctx: &Ctx, cmd: TicketCommand) -> ExitCode {
                     t.subject
                 );
             }
-            ExitCode::SUCCESS
+            Ok(())
         }
         TicketCommand::Show { id, json } => {
-            let ticket = match tickets::get(&mut conn, id).await {
-                Ok(Some(t)) => t,
-                Ok(None) => {
-                    eprintln!("ticketd: no ticket #{id}");
-                    return ExitCode::FAILURE;
-                }
-                Err(e) => return fail("cannot load the ticket", &e),
-            };
-            let loaded = async {
-                Ok::<_, ticketd::store::StoreError>((
-                    tickets::messages(&mut conn, id).await?,
-                    tickets::participants(&mut conn, id).await?,
-                    events::for_ticket(&mut conn, id).await?,
-                ))
-            }
-            .await;
-            let (messages, participants, events) = match loaded {
-                Ok(v) => v,
-                Err(e) => return fail("cannot load the ticket", &e),
-            };
+            const LOADING: &str = "cannot load the ticket";
+            let ticket = tickets::get(&mut conn, id)
+                .await
+                .context(LOADING)?
+                .ok_or_else(|| CliError::Refused(format!("no ticket #{id}")))?;
+            let messages = tickets::messages(&mut conn, id).await.context(LOADING)?;
+            let participants = tickets::participants(&mut conn, id)
+                .await
+                .context(LOADING)?;
+            let events = events::for_ticket(&mut conn, id).await.context(LOADING)?;
             if json {
                 return print_json(&TicketDetail {
                     summary: (&ticket).into(),
@@ -242,7 +223,7 @@ pub async fn run(ctx: &Ctx, cmd: TicketCommand) -> ExitCode {
                 });
             }
             print_ticket(&ticket, &participants, &messages);
-            ExitCode::SUCCESS
+            Ok(())
         }
         change => {
             drop(conn);
@@ -252,27 +233,17 @@ pub async fn run(ctx: &Ctx, cmd: TicketCommand) -> ExitCode {
 }
 
 /// Runs one of the commands that change a ticket, through the ticket service.
-async fn changed(ctx: &Ctx, store: &Store, cmd: TicketCommand) -> ExitCode {
-    let notifier = match Notifier::open(store, ctx.settings.clone()).await {
-        Ok(n) => n,
-        Err(OpenError::Store(e)) => return fail("cannot load the queues", &e),
-        Err(OpenError::Templates(e)) => {
-            eprintln!("ticketd: {e}");
-            return ExitCode::from(super::exit::CONFIG);
-        }
-    };
+async fn changed(ctx: &Ctx, store: &Store, cmd: TicketCommand) -> Result<(), CliError> {
+    let notifier = Notifier::open(store, ctx.settings.clone()).await?;
     let note_text = match &cmd {
-        TicketCommand::Note { file, .. } => match read_text(file) {
-            Ok(text) if !text.trim().is_empty() => Some(text),
-            Ok(_) => {
-                eprintln!("ticketd: the note is empty");
-                return ExitCode::FAILURE;
+        TicketCommand::Note { file, .. } => {
+            let text = read_text(file)
+                .map_err(|e| CliError::NoInput(format!("cannot read {}: {e}", file.display())))?;
+            if text.trim().is_empty() {
+                return Err(CliError::Refused("the note is empty".into()));
             }
-            Err(e) => {
-                eprintln!("ticketd: cannot read {}: {e}", file.display());
-                return ExitCode::from(super::exit::NO_INPUT);
-            }
-        },
+            Some(text)
+        }
         _ => None,
     };
     let blobs = BlobStore::attachments(&ctx.settings.data.dir);
@@ -287,23 +258,9 @@ async fn changed(ctx: &Ctx, store: &Store, cmd: TicketCommand) -> ExitCode {
         let said = change(&service, &mut tx, &cmd, note_text.as_deref()).await?;
         tx.commit().await.map_err(StoreError::from)?;
         Ok::<_, ServiceError>(said)
-    }
-    .await;
-    match result {
-        Ok(said) => {
-            println!("{said}");
-            ExitCode::SUCCESS
-        }
-        Err(ServiceError::Refused(reason)) => {
-            eprintln!("ticketd: {reason}");
-            ExitCode::FAILURE
-        }
-        Err(ServiceError::Store(e)) => fail("cannot change the ticket", &e),
-        Err(e @ ServiceError::Files(_)) => {
-            eprintln!("ticketd: {e}");
-            ExitCode::from(super::exit::TEMP_FAIL)
-        }
-    }
+    };
+    println!("{}", result.await.context("cannot change the ticket")?);
+    Ok(())
 }
 
 /// Applies `cmd` in `conn`'s transaction and says what it did.
@@ -347,45 +304,9 @@ async fn change(
             format!("ticket #{id} merged into #{survivor}")
         }
         TicketCommand::Note { id, from, .. } => {
-            let text = note_text.unwrap_or_default();
-            let address = ticketd::mail::address::normalize(from).unwrap_or_default();
-            let agent = match directory::agent_by_email(conn, &address).await? {
-                Some(a) if a.active => a,
-                _ => {
-                    return Err(ServiceError::Refused(format!(
-                        "{from} is not an active agent"
-                    )));
-                }
-            };
-            let Some(ticket) = tickets::get(conn, *id).await? else {
-                return Err(ServiceError::Refused(format!("no ticket #{id}")));
-            };
-            let mail = InboundMail {
-                from: Some(Mailbox {
-                    address: agent.email.clone(),
-                    name: agent.name.clone(),
-                }),
-                subject: Some(ticket.subject.clone()),
-                text: text.to_string(),
-                visible_text: text.trim().to_string(),
-                ..InboundMail::default()
-            };
+            let agent = ticketd::mail::address::normalize(from).unwrap_or_else(|| from.clone());
             service
-                .add_message(
-                    conn,
-                    *id,
-                    &Posting {
-                        mail: &mail,
-                        author_kind: AuthorKind::Agent,
-                        author_id: Some(agent.id),
-                        text: &mail.visible_text,
-                        attachments: &[],
-                        internal: true,
-                        classification: "normal",
-                        raw_stored: false,
-                    },
-                    Announce::Message(Written::InternalNote),
-                )
+                .add_note(conn, *id, &agent, note_text.unwrap_or_default())
                 .await?;
             format!("internal note added to ticket #{id}")
         }

@@ -4,11 +4,11 @@
 //! pipeline, the command line and agents' mail commands all go through it.
 
 use crate::blobs::BlobStore;
-use crate::mail::{Attachment, InboundMail};
-use crate::notify::{Notifier, Trigger, Written};
+use crate::mail::{Attachment, InboundMail, Mailbox};
+use crate::notify::{Notifier, People, Trigger, Written};
 use crate::store::directory::{self, Agent};
 use crate::store::events::{self, Event};
-use crate::store::tickets::{self, NewAttachment, NewMessage, NewTicket, Priority, Status};
+use crate::store::tickets::{self, NewAttachment, NewMessage, NewTicket, Priority, Status, Ticket};
 use crate::store::{Conn, StoreError};
 
 use super::commands::{Assignee, Command, LineError};
@@ -76,6 +76,8 @@ pub struct Posting<'a> {
     pub classification: &'a str,
     /// Whether the mail's raw copy is stored (not for a note typed at the command line).
     pub raw_stored: bool,
+    /// Who the mail's addresses are, as the caller resolved them.
+    pub people: &'a People,
 }
 
 /// Whom a new message is announced to.
@@ -198,20 +200,25 @@ impl TicketService<'_> {
             .await?;
         }
         tickets::touch(conn, ticket_id, self.now).await?;
+        if announce == Announce::Nobody {
+            return Ok(row);
+        }
+        let ticket = self.ticket(conn, ticket_id).await?;
         let trigger = Trigger {
             mail,
             text: posting.text,
+            people: posting.people,
         };
         match announce {
             Announce::Nobody => {}
             Announce::NewTicket { by_agent } => {
                 self.notifier
-                    .ticket_created(conn, ticket_id, trigger, by_agent)
+                    .ticket_created(conn, &ticket, trigger, by_agent)
                     .await?
             }
             Announce::Message(written) => {
                 self.notifier
-                    .message_added(conn, ticket_id, trigger, written)
+                    .message_added(conn, &ticket, trigger, written)
                     .await?
             }
         }
@@ -251,12 +258,16 @@ impl TicketService<'_> {
             },
         )
         .await?;
+        let old = ticket.status;
         if tell_customers {
-            self.notifier
-                .status_changed(conn, ticket_id, ticket.status, status)
-                .await?;
+            let changed = Ticket {
+                status,
+                updated_at: self.now,
+                ..ticket
+            };
+            self.notifier.status_changed(conn, &changed, old).await?;
         }
-        Ok(Some(ticket.status))
+        Ok(Some(old))
     }
 
     /// Sets the priority. Returns the old one when it changed.
@@ -371,6 +382,42 @@ impl TicketService<'_> {
             .await?;
         }
         Ok(removed)
+    }
+
+    /// An internal note typed by the agent `agent` (an address) outside mail:
+    /// kept on the ticket and told to the other agents.
+    pub async fn add_note(
+        &self,
+        conn: &mut Conn,
+        ticket_id: i64,
+        agent: &str,
+        text: &str,
+    ) -> Result<i64, ServiceError> {
+        let agent = active_agent(conn, agent).await?;
+        let ticket = self.ticket(conn, ticket_id).await?;
+        let mail = InboundMail {
+            from: Some(Mailbox {
+                address: agent.email.clone(),
+                name: agent.name.clone(),
+            }),
+            subject: Some(ticket.subject),
+            text: text.to_string(),
+            visible_text: text.trim().to_string(),
+            ..InboundMail::default()
+        };
+        let posting = Posting {
+            mail: &mail,
+            author_kind: AuthorKind::Agent,
+            author_id: Some(agent.id),
+            text: &mail.visible_text,
+            attachments: &[],
+            internal: true,
+            classification: "normal",
+            raw_stored: false,
+            people: &People::default(),
+        };
+        let written = Announce::Message(Written::InternalNote);
+        self.add_message(conn, ticket_id, &posting, written).await
     }
 
     /// Merges ticket `from` into `into`: its messages and participants move,
