@@ -120,7 +120,7 @@ pub async fn run(ctx: &Ctx, cmd: OutboxCommand) -> Result<(), CliError> {
                 println!(
                     "  {} {} {}",
                     timestamp(a.at),
-                    if a.ok != 0 { "ok  " } else { "fail" },
+                    if a.ok { "ok  " } else { "fail" },
                     a.reply
                 );
             }

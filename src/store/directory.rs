@@ -1,7 +1,7 @@
 //! Who is who: organizations (with domains and shared notification addresses), contacts and agents.
 
 use serde::Serialize;
-use sqlx::{FromRow, Row};
+use sqlx::FromRow;
 
 use super::{Conn, StoreError, conflict, flag};
 use crate::config::Role;
@@ -196,7 +196,7 @@ pub async fn create_organization(
     language: Option<&str>,
     now: i64,
 ) -> Result<i64, StoreError> {
-    sqlx::query(
+    sqlx::query_scalar::<_, i64>(
         "INSERT INTO organizations (name, parent_id, shares_tickets, language, created_at)
          VALUES ($1, $2, $3, $4, $5) RETURNING id",
     )
@@ -207,7 +207,6 @@ pub async fn create_organization(
     .bind(now)
     .fetch_one(&mut *conn)
     .await
-    .map(|row| row.get::<i64, _>(0))
     .map_err(|e| {
         conflict(e, || {
             format!("an organization named `{name}` exists already")
@@ -300,13 +299,12 @@ pub async fn organization_notify_addresses(
     conn: &mut Conn,
     organization_id: i64,
 ) -> Result<Vec<String>, StoreError> {
-    let rows = sqlx::query(
+    Ok(sqlx::query_scalar(
         "SELECT address FROM organization_notify_addresses WHERE organization_id = $1 ORDER BY address",
     )
     .bind(organization_id)
     .fetch_all(&mut *conn)
-    .await?;
-    Ok(rows.iter().map(|r| r.get::<String, _>(0)).collect())
+    .await?)
 }
 
 /// Every organization by name, with its parent's name, domains, notification
@@ -472,7 +470,7 @@ pub async fn create_contact(
     contact: &NewContact,
     now: i64,
 ) -> Result<i64, StoreError> {
-    sqlx::query(
+    sqlx::query_scalar::<_, i64>(
         "INSERT INTO contacts (email, name, organization_id, roles, state, language, created_at, updated_at)
          VALUES ($1, $2, $3, $4, 'active', $5, $6, $6) RETURNING id",
     )
@@ -484,7 +482,6 @@ pub async fn create_contact(
     .bind(now)
     .fetch_one(&mut *conn)
     .await
-    .map(|row| row.get::<i64, _>(0))
     .map_err(|e| conflict(e, || format!("a contact `{}` exists already", contact.email)))
 }
 
@@ -567,7 +564,7 @@ pub async fn create_agent(
     is_admin: bool,
     now: i64,
 ) -> Result<i64, StoreError> {
-    sqlx::query(
+    sqlx::query_scalar::<_, i64>(
         "INSERT INTO agents (email, name, active, is_admin, created_at) VALUES ($1, $2, 1, $3, $4)
          RETURNING id",
     )
@@ -577,7 +574,6 @@ pub async fn create_agent(
     .bind(now)
     .fetch_one(&mut *conn)
     .await
-    .map(|row| row.get::<i64, _>(0))
     .map_err(|e| conflict(e, || format!("an agent `{email}` exists already")))
 }
 

@@ -1,7 +1,7 @@
 //! What came in: raw messages (kept by hash, the key to exactly-once) and held messages.
 
 use serde::Serialize;
-use sqlx::{FromRow, Row};
+use sqlx::FromRow;
 
 use super::{Conn, StoreError, flag};
 use crate::mail::Classification;
@@ -52,7 +52,7 @@ pub async fn ticket_of_known_message(
     message_id: Option<&str>,
     from_address: &str,
 ) -> Result<Option<i64>, StoreError> {
-    let row = sqlx::query(
+    let ticket: Option<Option<i64>> = sqlx::query_scalar(
         "SELECT COALESCE(
              (SELECT m.ticket_id FROM messages m WHERE m.raw_sha256 = r.sha256 ORDER BY m.id LIMIT 1),
              (SELECT h.ticket_id FROM held_messages h WHERE h.raw_sha256 = r.sha256
@@ -66,7 +66,7 @@ pub async fn ticket_of_known_message(
     .bind(from_address)
     .fetch_optional(&mut *conn)
     .await?;
-    Ok(row.and_then(|r| r.get::<Option<i64>, _>(0)))
+    Ok(ticket.flatten())
 }
 
 /// A raw message as recorded: its bytes are in the row unless `in_file`.
@@ -80,17 +80,21 @@ pub struct StoredRaw {
 
 /// The raw message recorded under `sha256`.
 pub async fn raw_message(conn: &mut Conn, sha256: &str) -> Result<Option<StoredRaw>, StoreError> {
-    let row =
-        sqlx::query("SELECT bytes, size, truncated, in_file FROM raw_messages WHERE sha256 = $1")
-            .bind(sha256)
-            .fetch_optional(&mut *conn)
-            .await?;
-    let Some(row) = row else { return Ok(None) };
+    let row: Option<(Vec<u8>, i64, i64, i64)> = sqlx::query_as(
+        "SELECT bytes, size, truncated, in_file FROM raw_messages WHERE sha256 = $1",
+    )
+    .bind(sha256)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some((bytes, size, truncated, in_file)) = row else {
+        return Ok(None);
+    };
     Ok(Some(StoredRaw {
-        bytes: row.try_get(0)?,
-        size: u64::try_from(row.try_get::<i64, _>(1)?).unwrap_or(0),
-        truncated: row.try_get::<i64, _>(2)? != 0,
-        in_file: row.try_get::<i64, _>(3)? != 0,
+        bytes,
+        size: u64::try_from(size)
+            .map_err(|_| StoreError::Corrupt(format!("raw message size `{size}`")))?,
+        truncated: truncated != 0,
+        in_file: in_file != 0,
     }))
 }
 
@@ -197,7 +201,7 @@ pub struct NewHeld<'a> {
 
 /// Records a held message and returns its id; its raw copy is already stored.
 pub async fn hold(conn: &mut Conn, held: &NewHeld<'_>, now: i64) -> Result<i64, StoreError> {
-    let row = sqlx::query(
+    let id: i64 = sqlx::query_scalar(
         "INSERT INTO held_messages (raw_sha256, reason_code, reason, sender, subject, queue_id, created_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
     )
@@ -210,7 +214,7 @@ pub async fn hold(conn: &mut Conn, held: &NewHeld<'_>, now: i64) -> Result<i64, 
     .bind(now)
     .fetch_one(&mut *conn)
     .await?;
-    Ok(row.get(0))
+    Ok(id)
 }
 
 /// Replaces the reason of a message that is held again after a release attempt.

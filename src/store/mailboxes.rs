@@ -1,7 +1,5 @@
 //! IMAP cursors: per source and mailbox, the UIDVALIDITY and the last UID acknowledged.
 
-use sqlx::Row;
-
 use super::{Conn, StoreError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -16,16 +14,23 @@ pub async fn cursor(
     source: &str,
     mailbox: &str,
 ) -> Result<Option<Cursor>, StoreError> {
-    let row = sqlx::query(
+    let row: Option<(i64, i64)> = sqlx::query_as(
         "SELECT uidvalidity, last_uid FROM mailbox_state WHERE source = $1 AND mailbox = $2",
     )
     .bind(source)
     .bind(mailbox)
     .fetch_optional(&mut *conn)
     .await?;
-    Ok(row.map(|r| Cursor {
-        uidvalidity: u32::try_from(r.get::<i64, _>(0)).unwrap_or(0),
-        last_uid: u32::try_from(r.get::<i64, _>(1)).unwrap_or(0),
+    let Some((uidvalidity, last_uid)) = row else {
+        return Ok(None);
+    };
+    let stored = |value: i64| {
+        u32::try_from(value)
+            .map_err(|_| StoreError::Corrupt(format!("IMAP cursor value `{value}` out of range")))
+    };
+    Ok(Some(Cursor {
+        uidvalidity: stored(uidvalidity)?,
+        last_uid: stored(last_uid)?,
     }))
 }
 

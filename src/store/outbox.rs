@@ -1,7 +1,7 @@
 //! The outbox: rendered notifications waiting for delivery, their attempts, and addresses that bounce.
 
 use serde::Serialize;
-use sqlx::{FromRow, Row};
+use sqlx::FromRow;
 
 use super::{Conn, StoreError, flag};
 
@@ -107,7 +107,7 @@ pub struct NewOutbox<'a> {
 
 /// Queues a rendered notification, due now; returns its id.
 pub async fn enqueue(conn: &mut Conn, item: &NewOutbox<'_>, now: i64) -> Result<i64, StoreError> {
-    let row = sqlx::query(
+    let id: i64 = sqlx::query_scalar(
         "INSERT INTO outbox (ticket_id, held_id, kind, automatic, mail_from, recipient, message_id,
                              subject, bytes, status, attempts, next_attempt_at, created_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'pending', 0, $10, $10) RETURNING id",
@@ -124,7 +124,7 @@ pub async fn enqueue(conn: &mut Conn, item: &NewOutbox<'_>, now: i64) -> Result<
     .bind(now)
     .fetch_one(&mut *conn)
     .await?;
-    Ok(row.get(0))
+    Ok(id)
 }
 
 /// A message ready to go out.
@@ -300,32 +300,71 @@ pub async fn get(conn: &mut Conn, id: i64) -> Result<Option<(OutboxEntry, Vec<u8
     let Some(entry) = entry.map(OutboxEntry::try_from).transpose()? else {
         return Ok(None);
     };
-    let bytes = sqlx::query("SELECT bytes FROM outbox WHERE id = $1")
+    let bytes: Vec<u8> = sqlx::query_scalar("SELECT bytes FROM outbox WHERE id = $1")
         .bind(id)
         .fetch_one(&mut *conn)
-        .await?
-        .get::<Vec<u8>, _>(0);
+        .await?;
     Ok(Some((entry, bytes)))
 }
 
-#[derive(Debug, Clone, Serialize, FromRow)]
+#[derive(FromRow)]
+struct HistoryRow {
+    bounces: i64,
+    sent: i64,
+}
+
+/// One delivery attempt: when, whether the server took the message, and its reply.
+#[derive(Debug, Clone, Serialize)]
 pub struct Attempt {
     #[serde(serialize_with = "super::serialize_time")]
     pub at: i64,
-    pub ok: i64,
+    /// Shown as 1 or 0, as the stored flag.
+    #[serde(serialize_with = "serialize_flag")]
+    pub ok: bool,
     pub reply: String,
+}
+
+#[derive(FromRow)]
+struct AttemptRow {
+    at: i64,
+    ok: i64,
+    reply: String,
+}
+
+impl TryFrom<AttemptRow> for Attempt {
+    type Error = StoreError;
+
+    fn try_from(r: AttemptRow) -> Result<Attempt, StoreError> {
+        let ok = match r.ok {
+            1 => true,
+            0 => false,
+            other => {
+                return Err(StoreError::Corrupt(format!(
+                    "unknown delivery attempt result `{other}`"
+                )));
+            }
+        };
+        Ok(Attempt {
+            at: r.at,
+            ok,
+            reply: r.reply,
+        })
+    }
+}
+
+fn serialize_flag<S: serde::Serializer>(ok: &bool, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_i64(i64::from(*ok))
 }
 
 /// The delivery attempts of one outbox entry, oldest first.
 pub async fn attempts(conn: &mut Conn, id: i64) -> Result<Vec<Attempt>, StoreError> {
-    Ok(
-        sqlx::query_as(
-            "SELECT at, ok, reply FROM outbox_attempts WHERE outbox_id = $1 ORDER BY id",
-        )
-        .bind(id)
-        .fetch_all(&mut *conn)
-        .await?,
+    let rows: Vec<AttemptRow> = sqlx::query_as(
+        "SELECT at, ok, reply FROM outbox_attempts WHERE outbox_id = $1 ORDER BY id",
     )
+    .bind(id)
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.into_iter().map(Attempt::try_from).collect()
 }
 
 /// Makes a failed or waiting message due now. Returns false when there is no such message or it was sent.
@@ -356,10 +395,11 @@ pub async fn automatic_history(
     since: i64,
     flagged_since: i64,
 ) -> Result<AutomaticHistory, StoreError> {
-    let row = sqlx::query(
+    let row: HistoryRow = sqlx::query_as(
         "SELECT
-             (SELECT COUNT(*) FROM bounced_addresses WHERE address = $1 AND at >= $3),
-             (SELECT COUNT(*) FROM outbox WHERE recipient = $1 AND automatic = 1 AND created_at >= $2)",
+             (SELECT COUNT(*) FROM bounced_addresses WHERE address = $1 AND at >= $3) AS bounces,
+             (SELECT COUNT(*) FROM outbox WHERE recipient = $1 AND automatic = 1 AND created_at >= $2)
+                 AS sent",
     )
     .bind(recipient)
     .bind(since)
@@ -367,8 +407,8 @@ pub async fn automatic_history(
     .fetch_one(&mut *conn)
     .await?;
     Ok(AutomaticHistory {
-        bounced: row.get::<i64, _>(0) > 0,
-        sent_since: row.get(1),
+        bounced: row.bounces > 0,
+        sent_since: row.sent,
     })
 }
 
@@ -499,6 +539,24 @@ mod tests {
         })
         .await
         .expect("store")
+    }
+
+    #[test]
+    fn an_unknown_attempt_result_is_an_error_and_known_ones_show_as_flags() {
+        let row = |ok| AttemptRow {
+            at: 1,
+            ok,
+            reply: "250 ok".into(),
+        };
+        assert!(matches!(
+            Attempt::try_from(row(2)),
+            Err(StoreError::Corrupt(_))
+        ));
+        let sent = Attempt::try_from(row(1)).expect("known");
+        assert!(sent.ok);
+        let json = serde_json::to_value(&sent).expect("json");
+        assert_eq!(json["ok"], 1);
+        assert!(!Attempt::try_from(row(0)).expect("known").ok);
     }
 
     #[tokio::test]

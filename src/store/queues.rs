@@ -1,6 +1,6 @@
 //! Queues: the configuration is the source of truth; the table gives tickets a stable id to point at.
 
-use sqlx::Row;
+use sqlx::FromRow;
 
 use super::directory::roles_text;
 use super::{Conn, StoreError};
@@ -16,28 +16,33 @@ pub struct Queue {
     pub allowed_roles: Vec<Role>,
 }
 
+#[derive(FromRow)]
+struct QueueRow {
+    id: i64,
+    name: String,
+    addresses: String,
+    allowed_roles: String,
+}
+
 /// The configured queues with their ids, read from the table when it already
 /// matches the configuration (no write: a locked store still reads), else
 /// written with [`sync`].
 pub async fn load(conn: &mut Conn, configured: &[QueueSettings]) -> Result<Vec<Queue>, StoreError> {
-    let rows = sqlx::query("SELECT id, name, addresses, allowed_roles FROM queues")
-        .fetch_all(&mut *conn)
-        .await?;
+    let rows: Vec<QueueRow> =
+        sqlx::query_as("SELECT id, name, addresses, allowed_roles FROM queues")
+            .fetch_all(&mut *conn)
+            .await?;
     let mut queues = Vec::with_capacity(configured.len());
     for q in configured {
         let addresses = normalized(q);
         let stored = rows.iter().find(|row| {
-            row.try_get::<String, _>(1).is_ok_and(|name| name == q.name)
-                && row
-                    .try_get::<String, _>(2)
-                    .is_ok_and(|a| a == addresses.join("\n"))
-                && row
-                    .try_get::<String, _>(3)
-                    .is_ok_and(|r| r == roles_text(&q.allowed_roles))
+            row.name == q.name
+                && row.addresses == addresses.join("\n")
+                && row.allowed_roles == roles_text(&q.allowed_roles)
         });
         match stored {
             Some(row) => queues.push(Queue {
-                id: row.try_get(0)?,
+                id: row.id,
                 name: q.name.clone(),
                 addresses,
                 allowed_roles: q.allowed_roles.clone(),
@@ -62,7 +67,7 @@ pub async fn sync(conn: &mut Conn, configured: &[QueueSettings]) -> Result<Vec<Q
     let mut queues = Vec::with_capacity(configured.len());
     for q in configured {
         let addresses = normalized(q);
-        let row = sqlx::query(
+        let ids: Vec<i64> = sqlx::query_scalar(
             "INSERT INTO queues (name, addresses, allowed_roles) VALUES ($1, $2, $3)
              ON CONFLICT (name) DO UPDATE SET addresses = excluded.addresses,
                  allowed_roles = excluded.allowed_roles
@@ -76,11 +81,11 @@ pub async fn sync(conn: &mut Conn, configured: &[QueueSettings]) -> Result<Vec<Q
         // sync) must be an error here, not a queue id that was never stored.
         .fetch_all(&mut *conn)
         .await?;
-        let row = row
+        let id = *ids
             .first()
             .ok_or_else(|| StoreError::Setup(format!("queue `{}` was not written", q.name)))?;
         queues.push(Queue {
-            id: row.get(0),
+            id,
             name: q.name.clone(),
             addresses,
             allowed_roles: q.allowed_roles.clone(),

@@ -1,7 +1,7 @@
 //! Tickets, their participants, messages and attachments.
 
 use serde::Serialize;
-use sqlx::{FromRow, Row};
+use sqlx::FromRow;
 
 use super::{Conn, StoreError, flag};
 
@@ -248,7 +248,7 @@ pub struct NewTicket<'a> {
 
 /// Adds a new ticket (status `new`) and returns its id.
 pub async fn create(conn: &mut Conn, t: &NewTicket<'_>, now: i64) -> Result<i64, StoreError> {
-    let row = sqlx::query(
+    let id: i64 = sqlx::query_scalar(
         "INSERT INTO tickets (queue_id, organization_id, requester_email, requester_contact_id,
                               subject, status, follows_up, priority, created_at, updated_at)
          VALUES ($1, $2, $3, $4, $5, 'new', $6, $8, $7, $7) RETURNING id",
@@ -263,7 +263,7 @@ pub async fn create(conn: &mut Conn, t: &NewTicket<'_>, now: i64) -> Result<i64,
     .bind(t.priority.as_str())
     .fetch_one(&mut *conn)
     .await?;
-    Ok(row.get(0))
+    Ok(id)
 }
 
 /// Sets a ticket's status (no audit event: the ticket service writes it).
@@ -465,14 +465,13 @@ pub async fn inbound_message_ids(
     conn: &mut Conn,
     ticket_id: i64,
 ) -> Result<Vec<String>, StoreError> {
-    let rows = sqlx::query(
+    Ok(sqlx::query_scalar(
         "SELECT message_id FROM messages
          WHERE ticket_id = $1 AND direction = 'inbound' AND message_id IS NOT NULL ORDER BY id",
     )
     .bind(ticket_id)
     .fetch_all(&mut *conn)
-    .await?;
-    Ok(rows.iter().map(|r| r.get::<String, _>(0)).collect())
+    .await?)
 }
 
 /// Pending tickets untouched since `before` and not reminded since their last change.
@@ -481,7 +480,7 @@ pub async fn due_for_reminder(
     before: i64,
     limit: i64,
 ) -> Result<Vec<i64>, StoreError> {
-    let rows = sqlx::query(
+    Ok(sqlx::query_scalar(
         "SELECT id FROM tickets
          WHERE status = 'pending' AND updated_at < $1
            AND (reminded_at IS NULL OR reminded_at < updated_at)
@@ -490,8 +489,7 @@ pub async fn due_for_reminder(
     .bind(before)
     .bind(limit)
     .fetch_all(&mut *conn)
-    .await?;
-    Ok(rows.iter().map(|r| r.get::<i64, _>(0)).collect())
+    .await?)
 }
 
 /// Records that the ticket's customer was reminded, so it is not reminded again.
@@ -571,13 +569,12 @@ pub async fn participant_facts(
 
 /// The ticket's participants' addresses, requester first.
 pub async fn participants(conn: &mut Conn, ticket_id: i64) -> Result<Vec<String>, StoreError> {
-    let rows = sqlx::query(
+    Ok(sqlx::query_scalar(
         "SELECT email FROM participants WHERE ticket_id = $1 ORDER BY kind DESC, email",
     )
     .bind(ticket_id)
     .fetch_all(&mut *conn)
-    .await?;
-    Ok(rows.iter().map(|r| r.get::<String, _>(0)).collect())
+    .await?)
 }
 
 // ---- messages ----
@@ -604,7 +601,7 @@ pub struct NewMessage<'a> {
 
 /// Adds a message to a ticket and returns its row id.
 pub async fn add_message(conn: &mut Conn, m: &NewMessage<'_>, now: i64) -> Result<i64, StoreError> {
-    let row = sqlx::query(
+    let id: i64 = sqlx::query_scalar(
         "INSERT INTO messages (ticket_id, direction, author_kind, author_id, author_email, author_name,
                                message_id, in_reply_to, reference_ids, subject, body_text, body_html,
                                visible_text, internal, classification, raw_sha256, created_at)
@@ -630,7 +627,7 @@ pub async fn add_message(conn: &mut Conn, m: &NewMessage<'_>, now: i64) -> Resul
     .bind(now)
     .fetch_one(&mut *conn)
     .await?;
-    Ok(row.get(0))
+    Ok(id)
 }
 
 #[derive(Debug, Clone)]
