@@ -310,6 +310,12 @@ pub struct TicketSettings {
     pub cc_participants: CcPolicy,
     /// Copied addresses of one message that become participants, at most.
     pub max_participants_per_message: usize,
+    /// The key of keyed reply addresses (see [`crate::mail::reply_token`]).
+    #[serde(default)]
+    pub reply_token_secret: Option<String>,
+    /// A file holding that key; when neither is set, one is made in the data directory.
+    #[serde(default)]
+    pub reply_token_secret_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -501,6 +507,7 @@ impl Settings {
         absolute(&mut self.data.dir);
         absolute(&mut self.outbox.maildir);
         optional(&mut self.notify.templates_dir);
+        optional(&mut self.tickets.reply_token_secret_file);
         for source in &mut self.maildir {
             absolute(&mut source.path);
         }

@@ -87,6 +87,61 @@ fn first_line(path: &Path, what: &'static str) -> Result<String, CredentialError
     Ok(line)
 }
 
+/// The file in the data directory that holds a made reply-token key.
+pub const REPLY_KEY_FILE: &str = "reply_token.key";
+
+/// The key of keyed reply addresses: `inline`, else the first line of
+/// `file`, else the one in `data_dir`, made there (32 random bytes, hex,
+/// readable by its owner only) the first time. Two processes starting at
+/// once agree on one key: the file appears whole or not at all, and only
+/// once.
+pub fn reply_token_secret(
+    inline: Option<&str>,
+    file: Option<&Path>,
+    data_dir: &Path,
+) -> Result<Vec<u8>, CredentialError> {
+    if let Some(secret) = inline.filter(|s| !s.trim().is_empty()) {
+        return Ok(secret.trim().as_bytes().to_vec());
+    }
+    if let Some(path) = file {
+        return Ok(first_line(path, "reply token secret")?.into_bytes());
+    }
+    let path = data_dir.join(REPLY_KEY_FILE);
+    let io_error = |source| CredentialError::File {
+        path: path.display().to_string(),
+        source,
+    };
+    if !path.exists() {
+        make_key_file(&path).map_err(io_error)?;
+    }
+    Ok(first_line(&path, "reply token secret")?.into_bytes())
+}
+
+/// Writes a new random key to a temporary file and links it into place;
+/// when another process linked its key first, that one stays.
+fn make_key_file(path: &Path) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let temporary = dir.join(format!(".{REPLY_KEY_FILE}.{}", std::process::id()));
+    let mut out = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&temporary)?;
+    out.write_all(format!("{}\n", hex::encode(rand::random::<[u8; 32]>())).as_bytes())?;
+    out.sync_all()?;
+    let linked = std::fs::hard_link(&temporary, path);
+    std::fs::remove_file(&temporary)?;
+    match linked {
+        Ok(()) => std::fs::File::open(dir)?.sync_all(),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
 /// The SASL XOAUTH2 initial response (before base64).
 pub fn xoauth2_response(user: &str, token: &str) -> String {
     format!("user={user}\x01auth=Bearer {token}\x01\x01")
@@ -115,6 +170,31 @@ mod tests {
             "tok123"
         );
         assert!(oauth_token(None, Some("exit 3")).await.is_err());
+    }
+
+    #[test]
+    fn a_reply_key_is_made_once_and_kept_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let made = reply_token_secret(None, None, dir.path()).expect("made");
+        assert_eq!(made.len(), 64, "32 bytes in hex");
+        let again = reply_token_secret(None, None, dir.path()).expect("read");
+        assert_eq!(made, again);
+        let mode = std::fs::metadata(dir.path().join(REPLY_KEY_FILE))
+            .expect("key file")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o077, 0, "{mode:o}");
+        assert_eq!(
+            reply_token_secret(Some("inline"), None, dir.path()).expect("inline"),
+            b"inline"
+        );
+        let file = dir.path().join("given");
+        std::fs::write(&file, "from-file\n").expect("write");
+        assert_eq!(
+            reply_token_secret(None, Some(&file), dir.path()).expect("file"),
+            b"from-file"
+        );
     }
 
     #[test]

@@ -121,6 +121,7 @@ impl From<OpenError> for CliError {
         match e {
             OpenError::Store(source) => CliError::store("cannot load the queues")(source),
             OpenError::Templates(e) => CliError::Config(e.to_string()),
+            e @ OpenError::Secret(_) => CliError::Config(e.to_string()),
         }
     }
 }

@@ -39,7 +39,8 @@ impl Sender {
         }
     }
 
-    fn organization(&self) -> Option<&Organization> {
+    /// The sender's organization (a contact's, or the one owning an unknown sender's domain).
+    pub fn organization(&self) -> Option<&Organization> {
         match self {
             Sender::Contact { organization, .. } | Sender::Unknown { organization, .. } => {
                 organization.as_ref()

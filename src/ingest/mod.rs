@@ -104,6 +104,7 @@ impl From<crate::notify::OpenError> for IngestError {
         match e {
             crate::notify::OpenError::Store(e) => IngestError::Store(e),
             crate::notify::OpenError::Templates(e) => IngestError::Templates(e),
+            crate::notify::OpenError::Secret(e) => IngestError::Invalid(e.to_string()),
         }
     }
 }
@@ -723,8 +724,15 @@ impl Pipeline {
         };
         let mut people = People::default();
         let sender = identify::sender(conn, mail, &mut people).await?;
-        let candidates =
-            thread::candidates(conn, mail, &self.tag, sender.address().unwrap_or("")).await?;
+        let marks = thread::Marks {
+            tag: &self.tag,
+            reply_key: self.notifier.reply_key(),
+        };
+        let asker = thread::Asker {
+            address: sender.address().unwrap_or(""),
+            organization_id: sender.organization().map(|o| o.id),
+        };
+        let candidates = thread::candidates(conn, mail, &marks, asker).await?;
         let recipients = if classification == Classification::Normal
             && self.settings.tickets.cc_participants != crate::config::CcPolicy::None
         {

@@ -2,6 +2,7 @@
 
 use crate::config::QueueSettings;
 use crate::mail::InboundMail;
+use crate::mail::reply_token::Token;
 use crate::store::queues::Queue;
 
 /// The queue whose comment address (`[[queues]] comment_addresses`) the
@@ -37,14 +38,24 @@ fn recipients(mail: &InboundMail) -> impl Iterator<Item = &str> {
 pub fn pick_queue<'q>(mail: &InboundMail, queues: &'q [Queue], default: &'q Queue) -> &'q Queue {
     for recipient in recipients(mail) {
         let base = without_detail(recipient);
-        if let Some(queue) = queues
-            .iter()
-            .find(|q| q.addresses.iter().any(|a| a == recipient || *a == base))
-        {
+        let untokened = without_reply_token(recipient);
+        if let Some(queue) = queues.iter().find(|q| {
+            q.addresses
+                .iter()
+                .any(|a| a == recipient || *a == base || Some(a) == untokened.as_ref())
+        }) {
             return queue;
         }
     }
     default
+}
+
+/// A keyed reply address without its token (`help+eu+t7-…@x` → `help+eu@x`).
+fn without_reply_token(address: &str) -> Option<String> {
+    Token::read(address)?;
+    let (local, domain) = address.rsplit_once('@')?;
+    let (base, _) = local.rsplit_once('+')?;
+    Some(format!("{base}@{domain}"))
 }
 
 /// `support+detail@example.com` → `support@example.com`; other addresses unchanged.
@@ -70,6 +81,28 @@ mod tests {
             name: name.into(),
             addresses: vec![address.into()],
             allowed_roles: vec![Role::Admin, Role::Support],
+        }
+    }
+
+    #[test]
+    fn a_keyed_reply_address_routes_as_its_queue() {
+        let queues = vec![
+            queue(1, "support", "support@example.com"),
+            queue(2, "europe", "help+eu@example.com"),
+        ];
+        let key = b"k";
+        for (to, wanted) in [
+            (
+                crate::mail::reply_token::address("support@example.com", 4, "a@b.example", key),
+                "support",
+            ),
+            (
+                crate::mail::reply_token::address("help+eu@example.com", 4, "a@b.example", key),
+                "europe",
+            ),
+        ] {
+            let mail = parse(format!("From: a@b.example\r\nTo: {to}\r\n\r\nx").as_bytes());
+            assert_eq!(pick_queue(&mail, &queues, &queues[0]).name, wanted, "{to}");
         }
     }
 

@@ -1,9 +1,10 @@
-//! Thread: which existing ticket a message may belong to, by headers and then
-//! by subject tag, and whether its sender may add to it.
+//! Thread: which existing ticket a message may belong to — by headers, by a
+//! keyed reply address, by subject tag — and whether its sender may add to it.
 
 use crate::mail::InboundMail;
+use crate::mail::reply_token::Token;
 use crate::mail::tag::SubjectTag;
-use crate::store::{Conn, StoreError, tickets};
+use crate::store::{Conn, StoreError, directory, tickets};
 
 pub use crate::store::tickets::Candidate;
 
@@ -23,32 +24,105 @@ pub fn referenced_ids(mail: &InboundMail) -> Vec<&str> {
     ids
 }
 
-/// Tickets the message points at, as seen by `sender` (an address, or ""):
-/// by In-Reply-To/References, then by subject tag; a merged ticket is
-/// replaced by the one it was merged into; no ticket twice.
+/// What marks a message as part of a ticket's thread besides its headers.
+pub struct Marks<'a> {
+    pub tag: &'a SubjectTag,
+    /// The key of keyed reply addresses.
+    pub reply_key: &'a [u8],
+}
+
+/// Who asks to join a thread.
+#[derive(Debug, Clone, Copy)]
+pub struct Asker<'a> {
+    /// The sender's address, or "".
+    pub address: &'a str,
+    /// The sender's organization.
+    pub organization_id: Option<i64>,
+}
+
+/// Tickets the message points at, as seen by `sender`: by
+/// In-Reply-To/References, then by a keyed reply address made for the sender
+/// (or for a colleague, when their organization shares tickets), then by
+/// subject tag; a merged ticket is replaced by the one it was merged into; no
+/// ticket twice.
 pub async fn candidates(
     conn: &mut Conn,
     mail: &InboundMail,
-    tag: &SubjectTag,
-    sender: &str,
+    marks: &Marks<'_>,
+    sender: Asker<'_>,
 ) -> Result<Vec<Candidate>, StoreError> {
-    let mut candidates: Vec<Candidate> = Vec::new();
+    let address = sender.address;
+    let mut found_tickets: Vec<Candidate> = Vec::new();
     for id in referenced_ids(mail) {
-        if let Some(found) = tickets::thread_by_message_id(conn, id, sender).await?
-            && let Some(found) = survivor(conn, found, sender).await?
+        if let Some(found) = tickets::thread_by_message_id(conn, id, address).await? {
+            found_tickets.push(found);
+        }
+    }
+    for token in reply_tokens(mail) {
+        if let Some(found) = tickets::thread_by_ticket_id(conn, token.ticket_id, address).await?
+            && token_counts(conn, &token, &found, sender, marks.reply_key).await?
+        {
+            found_tickets.push(found);
+        }
+    }
+    if let Some(tagged) = mail.subject.as_deref().and_then(|s| marks.tag.ticket_id(s))
+        && let Some(found) = tickets::thread_by_ticket_id(conn, tagged, address).await?
+    {
+        found_tickets.push(found);
+    }
+    let mut candidates: Vec<Candidate> = Vec::new();
+    for found in found_tickets {
+        if let Some(found) = survivor(conn, found, address).await?
             && !candidates.iter().any(|c| c.ticket_id == found.ticket_id)
         {
             candidates.push(found);
         }
     }
-    if let Some(tagged) = mail.subject.as_deref().and_then(|s| tag.ticket_id(s))
-        && let Some(found) = tickets::thread_by_ticket_id(conn, tagged, sender).await?
-        && let Some(found) = survivor(conn, found, sender).await?
-        && !candidates.iter().any(|c| c.ticket_id == found.ticket_id)
-    {
-        candidates.push(found);
-    }
     Ok(candidates)
+}
+
+/// Keyed reply tokens among the message's recipients (envelope first).
+fn reply_tokens(mail: &InboundMail) -> Vec<Token> {
+    let mut tokens: Vec<Token> = Vec::new();
+    let recipients = mail.delivered_to.iter().map(String::as_str).chain(
+        mail.to
+            .iter()
+            .chain(mail.cc.iter())
+            .map(|m| m.address.as_str()),
+    );
+    for token in recipients.filter_map(Token::read) {
+        if !tokens.contains(&token) {
+            tokens.push(token);
+        }
+    }
+    tokens
+}
+
+/// Whether a token proves the sender's place on `ticket`: it was made for the
+/// sender, or for another of the ticket's addressees while the sender is a
+/// colleague in the ticket's organization, which shares tickets. A copied
+/// or forged token proves nothing.
+async fn token_counts(
+    conn: &mut Conn,
+    token: &Token,
+    ticket: &Candidate,
+    sender: Asker<'_>,
+    key: &[u8],
+) -> Result<bool, StoreError> {
+    if !sender.address.is_empty() && token.made_for(sender.address, key) {
+        return Ok(true);
+    }
+    let colleague = ticket.organization_shares_tickets
+        && ticket.organization_id.is_some()
+        && ticket.organization_id == sender.organization_id;
+    if !colleague {
+        return Ok(false);
+    }
+    let mut addressees = tickets::participants(conn, ticket.ticket_id).await?;
+    if let Some(org) = ticket.organization_id {
+        addressees.extend(directory::organization_notify_addresses(conn, org).await?);
+    }
+    Ok(addressees.iter().any(|a| token.made_for(a, key)))
 }
 
 /// The ticket that holds `found`'s thread now: itself, or the one it was merged into.

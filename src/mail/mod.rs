@@ -10,6 +10,7 @@ pub mod parse;
 pub mod raw;
 pub mod repair;
 pub mod reply;
+pub mod reply_token;
 pub mod tag;
 pub mod verp;
 

@@ -13,8 +13,9 @@ use std::sync::Arc;
 use tracing::{error, warn};
 
 use crate::config::Settings;
+use crate::credentials::{self, CredentialError};
 use crate::mail::tag::SubjectTag;
-use crate::mail::{InboundMail, address};
+use crate::mail::{InboundMail, address, reply_token};
 use crate::store::directory::{self, Agent, Contact};
 use crate::store::intake::HoldCode;
 use crate::store::outbox::{self, NewOutbox, Notice};
@@ -48,10 +49,14 @@ pub enum OpenError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Templates(#[from] TemplateError),
+    #[error("cannot load the reply token secret: {0}")]
+    Secret(#[from] CredentialError),
 }
 
 pub struct Notifier {
     templates: Templates,
+    /// The key of keyed reply addresses.
+    reply_key: Vec<u8>,
     settings: Arc<Settings>,
     queues: Vec<Queue>,
     tag: SubjectTag,
@@ -117,13 +122,20 @@ impl Notifier {
             let mut conn = store.conn().await?;
             queues::load(&mut conn, &settings.queues).await?
         };
-        Ok(Notifier::new(settings, queues)?)
+        Notifier::new(settings, queues)
     }
 
-    /// Loads and checks the templates, for `queues` as stored.
-    pub fn new(settings: Arc<Settings>, queues: Vec<Queue>) -> Result<Notifier, TemplateError> {
+    /// Loads and checks the templates and the reply token secret, for `queues` as stored.
+    pub fn new(settings: Arc<Settings>, queues: Vec<Queue>) -> Result<Notifier, OpenError> {
+        let tickets = &settings.tickets;
+        let reply_key = credentials::reply_token_secret(
+            tickets.reply_token_secret.as_deref(),
+            tickets.reply_token_secret_file.as_deref(),
+            &settings.data.dir,
+        )?;
         Ok(Notifier {
             templates: Templates::load(settings.notify.templates_dir.as_deref())?,
+            reply_key,
             tag: SubjectTag::new(&settings.tickets.tag),
             own_addresses: settings.own_addresses(),
             settings,
@@ -134,6 +146,11 @@ impl Notifier {
     /// The configured queues, as stored (with their ids).
     pub fn queues(&self) -> &[Queue] {
         &self.queues
+    }
+
+    /// The key that signs and checks keyed reply addresses.
+    pub fn reply_key(&self) -> &[u8] {
+        &self.reply_key
     }
 
     /// The loaded templates (shipped, with the operator's on top).
@@ -694,6 +711,16 @@ impl Notifier {
             }
         };
         let from = self.sender_address(&facts.queue);
+        // Answers come back to an address that names the ticket and this recipient.
+        let keyed_reply = match (&delivery.reply_to, facts.ticket_id()) {
+            (None, Some(ticket_id)) => Some(reply_token::address(
+                from,
+                ticket_id,
+                &delivery.recipient.address,
+                &self.reply_key,
+            )),
+            _ => None,
+        };
         let message_id = new_message_id(delivery.event, facts, address::domain(from));
         let (in_reply_to, references) = threading(&facts.thread, trigger);
         let bytes = compose::compose(
@@ -707,7 +734,7 @@ impl Notifier {
                 references: &references,
                 automatic: delivery.automatic,
                 attachments: &delivery.attachments,
-                reply_to: delivery.reply_to.as_deref(),
+                reply_to: delivery.reply_to.as_deref().or(keyed_reply.as_deref()),
             },
             &rendered,
         );

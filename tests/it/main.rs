@@ -15,3 +15,4 @@ mod postfix;
 mod smtp_peer;
 mod support;
 mod systemd;
+mod threading;
