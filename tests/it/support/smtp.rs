@@ -7,21 +7,25 @@
 //! and [`SmtpServer::set_reply_for`] answer `RCPT TO`; [`SmtpServer::set_data_reply`] answers the
 //! end of `DATA` (the final `.`). A message is stored only once that final `.` got a 250.
 
-// Each peer includes it itself: benches include the peers one by one with `#[path]`.
+// Each peer includes these itself: benches include the peers one by one with `#[path]`.
 #[allow(clippy::duplicate_mod)]
 #[path = "test_ca.rs"]
 mod test_ca;
+#[allow(clippy::duplicate_mod)]
+#[path = "wait.rs"]
+mod wait;
 
 use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::net::{Ipv4Addr, TcpListener as StdTcpListener};
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use base64::prelude::{BASE64_STANDARD, Engine as _};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use tokio::io::{
     AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, ReadBuf,
@@ -153,10 +157,7 @@ struct TlsFiles {
     ca_pem: String,
 }
 
-struct Shared {
-    state: Mutex<State>,
-    changed: Condvar,
-}
+struct Shared(Mutex<State>);
 
 struct State {
     messages: Vec<Received>,
@@ -171,14 +172,11 @@ struct State {
 
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Changes the state and wakes every waiter.
     fn update<T>(&self, change: impl FnOnce(&mut State) -> T) -> T {
-        let out = change(&mut self.lock());
-        self.changed.notify_all();
-        out
+        change(&mut self.lock())
     }
 
     fn log(&self, connection: usize, line: String) {
@@ -235,6 +233,7 @@ impl SmtpServer {
         SmtpServer::start_with(SmtpOptions::default())
     }
 
+    /// What `options` asks for, on a free loopback port.
     pub fn start_with(options: SmtpOptions) -> SmtpServer {
         let (tls_files, acceptor) = if options.starttls || options.implicit_tls {
             let (files, acceptor) = tls_material();
@@ -250,19 +249,16 @@ impl SmtpServer {
             .port();
         let mut server = SmtpServer {
             port,
-            shared: Arc::new(Shared {
-                state: Mutex::new(State {
-                    messages: Vec::new(),
-                    rejections: Vec::new(),
-                    connections: 0,
-                    open: 0,
-                    rcpt_reply: Reply::Accept,
-                    data_reply: Reply::Accept,
-                    per_recipient: HashMap::new(),
-                    transcript: VecDeque::new(),
-                }),
-                changed: Condvar::new(),
-            }),
+            shared: Arc::new(Shared(Mutex::new(State {
+                messages: Vec::new(),
+                rejections: Vec::new(),
+                connections: 0,
+                open: 0,
+                rcpt_reply: Reply::Accept,
+                data_reply: Reply::Accept,
+                per_recipient: HashMap::new(),
+                transcript: VecDeque::new(),
+            }))),
             config: Arc::new(Config {
                 auth: options.auth,
                 starttls: options.starttls,
@@ -305,6 +301,7 @@ impl SmtpServer {
         self.running = Some(Running { shutdown, thread });
     }
 
+    /// The port it listens on, on 127.0.0.1 (the same after [`SmtpServer::restart`]).
     pub fn port(&self) -> u16 {
         self.port
     }
@@ -362,28 +359,19 @@ impl SmtpServer {
         what: &str,
         mut done: impl FnMut(&State) -> Option<T>,
     ) -> T {
-        let deadline = Instant::now() + timeout;
-        let mut state = self.shared.lock();
-        loop {
-            if let Some(out) = done(&state) {
-                return out;
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                let report = state.report();
-                drop(state);
-                panic!(
-                    "SMTP test server on 127.0.0.1:{}: {what} within {timeout:?}; it has {report}",
-                    self.port
-                );
-            }
-            state = self
-                .shared
-                .changed
-                .wait_timeout(state, deadline - now)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
-        }
+        let mut out = None;
+        wait::poll(timeout, || {
+            out = done(&self.shared.lock());
+            out.is_some()
+        });
+        let Some(out) = out else {
+            let report = self.shared.lock().report();
+            panic!(
+                "SMTP test server on 127.0.0.1:{}: {what} within {timeout:?}; it has {report}",
+                self.port
+            );
+        };
+        out
     }
 
     /// The answer to `RCPT TO` for every recipient without an answer of its own
@@ -1122,7 +1110,9 @@ fn decode_sasl(text: &str) -> Sasl {
     match text {
         "*" => Sasl::Cancelled,
         "=" => Sasl::Data(Vec::new()),
-        _ => base64_decode(text).map_or(Sasl::Invalid, Sasl::Data),
+        _ => BASE64_STANDARD
+            .decode(text)
+            .map_or(Sasl::Invalid, Sasl::Data),
     }
 }
 
@@ -1185,41 +1175,7 @@ fn parse_path(arg: &str, keyword: &str) -> Option<(String, Vec<String>)> {
     Some((address.to_string(), params))
 }
 
-const BASE64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
 /// Standard base64 with padding (for raw SASL exchanges in tests).
 pub fn base64_encode(bytes: &[u8]) -> String {
-    let mut out = String::new();
-    for group in bytes.chunks(3) {
-        let n = group
-            .iter()
-            .enumerate()
-            .fold(0u32, |n, (i, &b)| n | (b as u32) << (16 - 8 * i));
-        for i in 0..4 {
-            if i <= group.len() {
-                out.push(BASE64[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
-/// Standard base64, padding optional; `None` on any other character.
-fn base64_decode(text: &str) -> Option<Vec<u8>> {
-    let mut out = Vec::new();
-    let mut acc = 0u32;
-    let mut bits = 0;
-    for c in text.trim_end_matches('=').bytes() {
-        let value = BASE64.iter().position(|&b| b == c)? as u32;
-        acc = (acc << 6) | value;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-            acc &= (1 << bits) - 1;
-        }
-    }
-    Some(out)
+    BASE64_STANDARD.encode(bytes)
 }
