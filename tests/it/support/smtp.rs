@@ -6,6 +6,9 @@
 //! synchronous tests and from `#[tokio::test]`s. Failure replies set with [`SmtpServer::set_reply`]
 //! and [`SmtpServer::set_reply_for`] answer `RCPT TO`; [`SmtpServer::set_data_reply`] answers the
 //! end of `DATA` (the final `.`). A message is stored only once that final `.` got a 250.
+//!
+//! The wire format (commands and their parameters, DATA dot-unstuffing, the EHLO reply) is
+//! `smtp-proto`'s; this file keeps only the session rules a test can rely on.
 
 // Each peer includes these itself: benches include the peers one by one with `#[path]`.
 #[allow(clippy::duplicate_mod)]
@@ -19,30 +22,32 @@ use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::net::{Ipv4Addr, TcpListener as StdTcpListener};
 use std::path::{Path, PathBuf};
-use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::task::{Context, Poll};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use base64::prelude::{BASE64_STANDARD, Engine as _};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
-use tokio::io::{
-    AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, ReadBuf,
+use smtp_proto::request::receiver::{
+    DataReceiver, DummyDataReceiver, LineReceiver, RequestReceiver,
 };
+use smtp_proto::response::generate::BitToString;
+use smtp_proto::{
+    AUTH_LOGIN, AUTH_PLAIN, EXT_8BIT_MIME, EXT_AUTH, EXT_PIPELINING, EXT_SIZE, EXT_SMTP_UTF8,
+    EXT_START_TLS, EhloResponse, MAIL_BODY_7BIT, MAIL_BODY_8BITMIME, MAIL_SMTPUTF8, MailFrom,
+    Request,
+};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 use tokio_rustls::TlsAcceptor;
-use tokio_rustls::server::TlsStream;
 
 /// The name the server gives itself in its greeting and EHLO reply.
 pub const SERVER_NAME: &str = "smtp.ticketd.test";
 /// Largest message accepted (advertised as `SIZE`); larger ones get 552.
 pub const MAX_MESSAGE_SIZE: usize = 50 * 1024 * 1024;
-/// Longest command line read; a longer one gets 500 and the connection is closed.
-const MAX_COMMAND_LINE: usize = 4096;
-/// Message data is read in lines of at most this many bytes (longer lines arrive in pieces).
-const MAX_DATA_CHUNK: usize = 64 * 1024;
+/// Bytes read from a connection at a time.
+const READ_CHUNK: usize = 64 * 1024;
 /// How many protocol lines are kept for failure messages.
 const TRANSCRIPT_LINES: usize = 200;
 
@@ -173,10 +178,6 @@ struct State {
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, State> {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn update<T>(&self, change: impl FnOnce(&mut State) -> T) -> T {
-        change(&mut self.lock())
     }
 
     fn log(&self, connection: usize, line: String) {
@@ -378,32 +379,31 @@ impl SmtpServer {
     /// ([`SmtpServer::set_reply_for`]), from the next `RCPT TO` on. Default: `Accept`.
     pub fn set_reply(&self, reply: Reply) {
         reply.check();
-        self.shared.update(|s| s.rcpt_reply = reply);
+        self.shared.lock().rcpt_reply = reply;
     }
 
     /// The answer to `RCPT TO` for one recipient (compared ASCII case-insensitively); it
     /// overrides [`SmtpServer::set_reply`], `Reply::Accept` included.
     pub fn set_reply_for(&self, recipient: &str, reply: Reply) {
         reply.check();
-        self.shared.update(|s| {
-            s.per_recipient
-                .insert(recipient.to_ascii_lowercase(), reply)
-        });
+        self.shared
+            .lock()
+            .per_recipient
+            .insert(recipient.to_ascii_lowercase(), reply);
     }
 
     /// The answer to the final `.` of `DATA`, from the next message on. Default: `Accept`.
     pub fn set_data_reply(&self, reply: Reply) {
         reply.check();
-        self.shared.update(|s| s.data_reply = reply);
+        self.shared.lock().data_reply = reply;
     }
 
     /// Back to accepting everything.
     pub fn clear_replies(&self) {
-        self.shared.update(|s| {
-            s.rcpt_reply = Reply::Accept;
-            s.data_reply = Reply::Accept;
-            s.per_recipient.clear();
-        });
+        let mut state = self.shared.lock();
+        state.rcpt_reply = Reply::Accept;
+        state.data_reply = Reply::Accept;
+        state.per_recipient.clear();
     }
 
     /// Connections accepted so far, across restarts (they are numbered from 1).
@@ -485,11 +485,12 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, config: Arc<Con
     loop {
         match listener.accept().await {
             Ok((stream, _peer)) => {
-                let id = shared.update(|s| {
-                    s.connections += 1;
-                    s.open += 1;
-                    s.connections
-                });
+                let id = {
+                    let mut state = shared.lock();
+                    state.connections += 1;
+                    state.open += 1;
+                    state.connections
+                };
                 let open = OpenGuard(Arc::clone(&shared));
                 let session = Session::new(id, Arc::clone(&shared), Arc::clone(&config));
                 tokio::spawn(async move {
@@ -511,76 +512,37 @@ struct OpenGuard(Arc<Shared>);
 
 impl Drop for OpenGuard {
     fn drop(&mut self) {
-        self.0.update(|s| s.open -= 1);
+        self.0.lock().open -= 1;
     }
 }
 
-/// The connection's byte stream, before or after the TLS upgrade.
-enum Conn {
-    Plain(TcpStream),
-    Tls(Box<TlsStream<TcpStream>>),
+/// What the connection does once the replies so far are sent.
+enum Flow {
+    Continue,
+    Close,
+    StartTls,
 }
 
-impl AsyncRead for Conn {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Conn::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            Conn::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
-        }
-    }
+/// How the bytes that come next are read.
+enum Mode {
+    Command,
+    /// Message data up to the final `.`, dot-unstuffed into `Session::data`.
+    Data(DataReceiver),
+    /// The rest of a message already over [`MAX_MESSAGE_SIZE`], read to its final `.` and dropped.
+    TooBig(DummyDataReceiver),
+    /// The client's answer to a 334 challenge.
+    Sasl(Sasl, LineReceiver<()>),
 }
 
-impl AsyncWrite for Conn {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Conn::Plain(s) => Pin::new(s).poll_write(cx, buf),
-            Conn::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
-        }
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Conn::Plain(s) => Pin::new(s).poll_flush(cx),
-            Conn::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
-        }
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Conn::Plain(s) => Pin::new(s).poll_shutdown(cx),
-            Conn::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
-        }
-    }
-}
-
-type Io = BufReader<Conn>;
-
-/// What a read of one line gave.
-enum Line {
-    Text(String),
-    /// Not valid UTF-8.
-    Invalid,
-    TooLong,
-    Eof,
-}
-
-/// A SASL response line.
+/// Where a SASL exchange stands.
 enum Sasl {
-    Data(Vec<u8>),
-    Cancelled,
-    Invalid,
-    Eof,
+    Plain,
+    LoginName,
+    LoginPassword(Vec<u8>),
 }
 
-/// The state of one SMTP connection.
+/// The state of one SMTP connection. It turns the bytes read into replies, so pipelined
+/// commands are answered in one write.
 struct Session {
     id: usize,
     shared: Arc<Shared>,
@@ -592,11 +554,16 @@ struct Session {
     mail_from: Option<String>,
     rcpt_to: Vec<String>,
     rcpt_refused: usize,
+    requests: RequestReceiver,
+    mode: Mode,
+    data: Vec<u8>,
+    /// Replies not yet written.
+    out: Vec<u8>,
 }
 
 impl Session {
     fn new(id: usize, shared: Arc<Shared>, config: Arc<Config>) -> Session {
-        Session {
+        let mut session = Session {
             id,
             shared,
             config,
@@ -607,30 +574,136 @@ impl Session {
             mail_from: None,
             rcpt_to: Vec::new(),
             rcpt_refused: 0,
-        }
+            requests: RequestReceiver::default(),
+            mode: Mode::Command,
+            data: Vec::new(),
+            out: Vec::new(),
+        };
+        session.reply(220, &format!("{SERVER_NAME} ESMTP ticketd test server"));
+        session
     }
 
     async fn serve(mut self, stream: TcpStream) {
         let _ = stream.set_nodelay(true);
-        let conn = if self.config.implicit_tls {
-            let acceptor = self.acceptor();
-            match acceptor.accept(stream).await {
+        let result = if self.config.implicit_tls {
+            match self.acceptor().accept(stream).await {
                 Ok(tls) => {
                     self.tls = true;
-                    Conn::Tls(Box::new(tls))
+                    self.converse(tls).await.map(drop)
                 }
-                Err(e) => {
-                    self.log(format!("TLS handshake failed: {e}"));
-                    return;
-                }
+                Err(e) => Err(e),
             }
         } else {
-            Conn::Plain(stream)
+            match self.converse(stream).await {
+                Ok(Some(tcp)) => match self.acceptor().accept(tcp).await {
+                    Ok(tls) => {
+                        self.started_tls();
+                        self.converse(tls).await.map(drop)
+                    }
+                    Err(e) => Err(e),
+                },
+                Ok(None) => Ok(()),
+                Err(e) => Err(e),
+            }
         };
-        match self.run(BufReader::new(conn)).await {
+        match result {
             Ok(()) => self.log("closed".to_string()),
             Err(e) => self.log(format!("connection error: {e}")),
         }
+    }
+
+    /// Reads, answers and writes until the connection ends (`None`) or the client asked for
+    /// STARTTLS (the stream is handed back for the handshake).
+    async fn converse<S>(&mut self, mut stream: S) -> io::Result<Option<S>>
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        let mut input = vec![0; READ_CHUNK];
+        let mut flow = Flow::Continue;
+        loop {
+            stream.write_all(&self.out).await?;
+            stream.flush().await?;
+            self.out.clear();
+            match flow {
+                Flow::Continue => {}
+                Flow::Close => {
+                    let _ = stream.shutdown().await;
+                    return Ok(None);
+                }
+                Flow::StartTls => return Ok(Some(stream)),
+            }
+            let n = stream.read(&mut input).await?;
+            if n == 0 {
+                if matches!(self.mode, Mode::Data(_) | Mode::TooBig(_)) {
+                    self.log("C: <connection closed before the end of data>".to_string());
+                }
+                return Ok(None);
+            }
+            flow = self.feed(&input[..n]);
+        }
+    }
+
+    /// Answers what `input` completes; a partial command or data line waits for more.
+    fn feed(&mut self, input: &[u8]) -> Flow {
+        let mut bytes = input.iter();
+        while !bytes.as_slice().is_empty() {
+            let flow = match &mut self.mode {
+                Mode::Command => match self.requests.ingest(&mut bytes).map(Request::into_owned) {
+                    Ok(request) => self.command(request),
+                    // Everything was read (a partial line is kept): wait for more.
+                    Err(smtp_proto::Error::NeedsMoreData { .. }) => return Flow::Continue,
+                    Err(smtp_proto::Error::ResponseTooLong) => {
+                        self.reply(500, "5.5.2 Line too long");
+                        Flow::Close
+                    }
+                    Err(e) => {
+                        self.log(format!("C: <{e:?}>"));
+                        self.refuse(e);
+                        Flow::Continue
+                    }
+                },
+                Mode::Data(receiver) => {
+                    if receiver.ingest(&mut bytes, &mut self.data) {
+                        self.data_end(false);
+                    } else if self.data.len() > MAX_MESSAGE_SIZE {
+                        self.mode = Mode::TooBig(DummyDataReceiver::new_data(receiver));
+                        self.data = Vec::new();
+                    }
+                    Flow::Continue
+                }
+                Mode::TooBig(receiver) => {
+                    if receiver.ingest(&mut bytes) {
+                        self.data_end(true);
+                    }
+                    Flow::Continue
+                }
+                Mode::Sasl(_, line) => {
+                    if line.ingest(&mut bytes) {
+                        let response = std::mem::take(&mut line.buf);
+                        self.log("C: <SASL response>".to_string());
+                        if let Mode::Sasl(step, _) =
+                            std::mem::replace(&mut self.mode, Mode::Command)
+                        {
+                            self.sasl(step, &response);
+                        }
+                    }
+                    Flow::Continue
+                }
+            };
+            if let Flow::StartTls = flow
+                && !bytes.as_slice().is_empty()
+            {
+                // RFC 3207: nothing sent before the handshake may be acted on.
+                let pending = bytes.as_slice().len();
+                self.log(format!(
+                    "discarded {pending} bytes sent before the TLS handshake"
+                ));
+            }
+            if !matches!(flow, Flow::Continue) {
+                return flow;
+            }
+        }
+        Flow::Continue
     }
 
     fn acceptor(&self) -> TlsAcceptor {
@@ -644,535 +717,343 @@ impl Session {
         self.shared.log(self.id, line);
     }
 
+    /// Queues reply lines (already numbered and CRLF-terminated) and logs them.
+    fn send(&mut self, lines: &[u8]) {
+        for line in String::from_utf8_lossy(lines).lines() {
+            self.log(format!("S: {line}"));
+        }
+        self.out.extend_from_slice(lines);
+    }
+
+    fn reply(&mut self, code: u16, text: &str) {
+        let text = text.replace(['\r', '\n'], " ");
+        self.send(format!("{code} {text}\r\n").as_bytes());
+    }
+
+    /// The reply to a command `smtp-proto` could not parse.
+    fn refuse(&mut self, error: smtp_proto::Error) {
+        match error {
+            smtp_proto::Error::UnknownCommand => self.reply(500, "5.5.2 Command unrecognized"),
+            smtp_proto::Error::SyntaxError { syntax } => {
+                self.reply(501, &format!("5.5.4 Syntax: {syntax}"))
+            }
+            smtp_proto::Error::UnsupportedParameter { param } => {
+                self.reply(555, &format!("5.5.4 Unsupported parameter {param}"))
+            }
+            smtp_proto::Error::InvalidParameter { param } => {
+                self.reply(501, &format!("5.5.4 Invalid value for {param}"))
+            }
+            smtp_proto::Error::InvalidSenderAddress
+            | smtp_proto::Error::InvalidRecipientAddress => {
+                self.reply(501, "5.1.3 Bad address syntax")
+            }
+            other => self.reply(500, &format!("5.5.2 {other:?}")),
+        }
+    }
+
     fn reset(&mut self) {
         self.mail_from = None;
         self.rcpt_to.clear();
         self.rcpt_refused = 0;
     }
 
+    /// RFC 3207: everything learnt before the upgrade is forgotten.
+    fn started_tls(&mut self) {
+        self.log("TLS established".to_string());
+        self.tls = true;
+        self.greeted = false;
+        self.esmtp = false;
+        self.authenticated_as = None;
+        self.requests = RequestReceiver::default();
+        self.reset();
+    }
+
     fn auth_offered(&self) -> bool {
         self.config.auth.is_some() && (self.tls || !self.config.starttls)
     }
 
-    async fn send(&self, io: &mut Io, code: u16, lines: &[&str]) -> io::Result<()> {
-        let mut out = String::new();
-        for (i, line) in lines.iter().enumerate() {
-            let separator = if i + 1 == lines.len() { ' ' } else { '-' };
-            let line = line.replace(['\r', '\n'], " ");
-            self.log(format!("S: {code}{separator}{line}"));
-            out.push_str(&format!("{code}{separator}{line}\r\n"));
-        }
-        io.write_all(out.as_bytes()).await?;
-        io.flush().await
-    }
-
-    async fn reply(&self, io: &mut Io, code: u16, text: &str) -> io::Result<()> {
-        self.send(io, code, &[text]).await
-    }
-
-    async fn read_line(&self, io: &mut Io) -> io::Result<Line> {
-        let mut buf = Vec::new();
-        let n = (&mut *io)
-            .take(MAX_COMMAND_LINE as u64)
-            .read_until(b'\n', &mut buf)
-            .await?;
-        if n == 0 {
-            return Ok(Line::Eof);
-        }
-        if buf.last() != Some(&b'\n') {
-            return Ok(if n == MAX_COMMAND_LINE {
-                Line::TooLong
-            } else {
-                Line::Eof
-            });
-        }
-        while matches!(buf.last(), Some(b'\n' | b'\r')) {
-            buf.pop();
-        }
-        Ok(match String::from_utf8(buf) {
-            Ok(text) => Line::Text(text),
-            Err(_) => Line::Invalid,
-        })
-    }
-
-    async fn run(&mut self, mut io: Io) -> io::Result<()> {
-        self.reply(
-            &mut io,
-            220,
-            &format!("{SERVER_NAME} ESMTP ticketd test server"),
-        )
-        .await?;
-        loop {
-            let line = match self.read_line(&mut io).await? {
-                Line::Text(line) => line,
-                Line::Invalid => {
-                    self.log("C: <not UTF-8>".to_string());
-                    self.reply(&mut io, 500, "5.5.2 Command is not valid UTF-8")
-                        .await?;
-                    continue;
-                }
-                Line::TooLong => {
-                    self.reply(&mut io, 500, "5.5.2 Line too long").await?;
-                    return Ok(());
-                }
-                Line::Eof => return Ok(()),
-            };
-            let (verb, arg) = match line.split_once(' ') {
-                Some((verb, arg)) => (verb.to_ascii_uppercase(), arg.trim()),
-                None => (line.to_ascii_uppercase(), ""),
-            };
-            if verb == "AUTH" {
-                // Keep credentials out of the transcript.
-                let mechanism = arg.split_whitespace().next().unwrap_or("");
-                self.log(format!("C: AUTH {mechanism} …"));
-            } else {
-                self.log(format!("C: {line}"));
-            }
-            match verb.as_str() {
-                "EHLO" | "HELO" => self.hello(&mut io, &verb, arg).await?,
-                "MAIL" => self.mail(&mut io, arg).await?,
-                "RCPT" => self.rcpt(&mut io, arg).await?,
-                "DATA" => {
-                    if !self.data(&mut io, arg).await? {
-                        return Ok(());
-                    }
-                }
-                "RSET" => {
-                    self.reset();
-                    self.reply(&mut io, 250, "2.0.0 OK").await?;
-                }
-                "NOOP" => self.reply(&mut io, 250, "2.0.0 OK").await?,
-                "QUIT" => {
-                    self.reply(&mut io, 221, "2.0.0 Bye").await?;
-                    let _ = io.shutdown().await;
-                    return Ok(());
-                }
-                "AUTH" => {
-                    if !self.auth(&mut io, arg).await? {
-                        return Ok(());
-                    }
-                }
-                "STARTTLS" => {
-                    if !arg.is_empty() {
-                        self.reply(&mut io, 501, "5.5.4 STARTTLS takes no parameters")
-                            .await?;
-                    } else if self.tls {
-                        self.reply(&mut io, 503, "5.5.1 TLS is already active")
-                            .await?;
-                    } else if !self.config.starttls {
-                        self.reply(&mut io, 502, "5.5.1 STARTTLS is not offered")
-                            .await?;
-                    } else {
-                        self.reply(&mut io, 220, "2.0.0 Ready to start TLS").await?;
-                        let pending = io.buffer().len();
-                        let Conn::Plain(tcp) = io.into_inner() else {
-                            return Err(io::Error::other("STARTTLS on an encrypted stream"));
-                        };
-                        if pending > 0 {
-                            // RFC 3207: nothing sent before the handshake may be acted on.
-                            self.log(format!(
-                                "discarded {pending} bytes sent before the TLS handshake"
-                            ));
-                        }
-                        match self.acceptor().accept(tcp).await {
-                            Ok(tls) => io = BufReader::new(Conn::Tls(Box::new(tls))),
-                            Err(e) => {
-                                self.log(format!("TLS handshake failed: {e}"));
-                                return Ok(());
-                            }
-                        }
-                        self.log("TLS established".to_string());
-                        // RFC 3207: forget everything learnt before the upgrade.
-                        self.tls = true;
-                        self.greeted = false;
-                        self.esmtp = false;
-                        self.authenticated_as = None;
-                        self.reset();
-                    }
-                }
-                "VRFY" => {
-                    self.reply(&mut io, 252, "2.5.2 Cannot VRFY user, but will accept")
-                        .await?
-                }
-                "EXPN" | "HELP" | "TURN" | "ETRN" | "BDAT" | "ATRN" => {
-                    self.reply(&mut io, 502, "5.5.1 Command not implemented")
-                        .await?
-                }
-                _ => {
-                    self.reply(&mut io, 500, "5.5.2 Command unrecognized")
-                        .await?
+    fn command(&mut self, request: Request<String>) -> Flow {
+        self.log(format!("C: {}", summary(&request)));
+        match request {
+            Request::Ehlo { host } => self.hello(&host, true),
+            Request::Helo { host } => self.hello(&host, false),
+            Request::Mail { from } => self.mail(from),
+            Request::Rcpt { to } => {
+                if to.flags != 0 || to.orcpt.is_some() || to.rrvs != 0 {
+                    self.reply(555, "5.5.4 RCPT parameters are not supported");
+                } else {
+                    self.rcpt(to.address);
                 }
             }
+            Request::Data => self.data(),
+            Request::Auth {
+                mechanism,
+                initial_response,
+            } => self.auth(mechanism, &initial_response),
+            Request::Rset => {
+                self.reset();
+                self.reply(250, "2.0.0 OK");
+            }
+            Request::Noop { .. } => self.reply(250, "2.0.0 OK"),
+            Request::Vrfy { .. } => self.reply(252, "2.5.2 Cannot VRFY user, but will accept"),
+            Request::Quit => {
+                self.reply(221, "2.0.0 Bye");
+                return Flow::Close;
+            }
+            Request::StartTls => {
+                if self.tls {
+                    self.reply(503, "5.5.1 TLS is already active");
+                } else if !self.config.starttls {
+                    self.reply(502, "5.5.1 STARTTLS is not offered");
+                } else {
+                    self.reply(220, "2.0.0 Ready to start TLS");
+                    return Flow::StartTls;
+                }
+            }
+            Request::Lhlo { .. } => self.reply(500, "5.5.2 Command unrecognized"),
+            Request::Expn { .. }
+            | Request::Help { .. }
+            | Request::Etrn { .. }
+            | Request::Atrn { .. }
+            | Request::Bdat { .. }
+            | Request::Burl { .. } => self.reply(502, "5.5.1 Command not implemented"),
         }
+        Flow::Continue
     }
 
-    async fn hello(&mut self, io: &mut Io, verb: &str, arg: &str) -> io::Result<()> {
-        if arg.is_empty() {
-            return self
-                .reply(io, 501, &format!("5.5.4 Syntax: {verb} hostname"))
-                .await;
-        }
+    fn hello(&mut self, host: &str, esmtp: bool) {
         self.reset();
         self.greeted = true;
-        self.esmtp = verb == "EHLO";
-        let hello = format!("{SERVER_NAME} Hello {arg}");
-        if !self.esmtp {
-            return self.reply(io, 250, &hello).await;
+        self.esmtp = esmtp;
+        if !esmtp {
+            return self.reply(250, &format!("{SERVER_NAME} Hello {host}"));
         }
-        let size = format!("SIZE {MAX_MESSAGE_SIZE}");
-        let mut lines = vec![hello.as_str(), "8BITMIME", &size, "PIPELINING", "SMTPUTF8"];
+        let mut ehlo = EhloResponse::new(SERVER_NAME);
+        ehlo.capabilities = EXT_8BIT_MIME | EXT_SIZE | EXT_PIPELINING | EXT_SMTP_UTF8;
+        ehlo.size = MAX_MESSAGE_SIZE;
         if self.auth_offered() {
-            lines.push("AUTH PLAIN LOGIN");
+            ehlo.capabilities |= EXT_AUTH;
+            ehlo.auth_mechanisms = AUTH_PLAIN | AUTH_LOGIN;
         }
         if self.config.starttls && !self.tls {
-            lines.push("STARTTLS");
+            ehlo.capabilities |= EXT_START_TLS;
         }
-        self.send(io, 250, &lines).await
+        let mut lines = Vec::new();
+        // Writing to a Vec cannot fail.
+        let _ = ehlo.write(&mut lines);
+        self.send(&lines);
     }
 
-    async fn mail(&mut self, io: &mut Io, arg: &str) -> io::Result<()> {
+    fn mail(&mut self, from: MailFrom<String>) {
         if !self.greeted {
-            return self.reply(io, 503, "5.5.1 Send EHLO or HELO first").await;
+            return self.reply(503, "5.5.1 Send EHLO or HELO first");
         }
         if self.mail_from.is_some() {
-            return self.reply(io, 503, "5.5.1 Nested MAIL command").await;
+            return self.reply(503, "5.5.1 Nested MAIL command");
         }
         if self.config.auth.is_some() && self.authenticated_as.is_none() {
-            return self.reply(io, 530, "5.7.0 Authentication required").await;
+            return self.reply(530, "5.7.0 Authentication required");
         }
-        let (address, params) = match parse_path(arg, "FROM:") {
-            Some(parsed) => parsed,
-            None => {
-                return self
-                    .reply(io, 501, "5.5.4 Syntax: MAIL FROM:<address>")
-                    .await;
-            }
-        };
-        for param in &params {
-            let (key, value) = param.split_once('=').unwrap_or((param, ""));
-            let ok = self.esmtp
-                && match key.to_ascii_uppercase().as_str() {
-                    "BODY" => {
-                        value.eq_ignore_ascii_case("7BIT") || value.eq_ignore_ascii_case("8BITMIME")
-                    }
-                    "SIZE" => match value.parse::<usize>() {
-                        Ok(size) if size > MAX_MESSAGE_SIZE => {
-                            return self
-                                .reply(io, 552, "5.3.4 Message size exceeds fixed limit")
-                                .await;
-                        }
-                        Ok(_) => true,
-                        Err(_) => false,
-                    },
-                    "SMTPUTF8" => value.is_empty(),
-                    "AUTH" => true,
-                    _ => false,
-                };
-            if !ok {
-                return self
-                    .reply(io, 555, &format!("5.5.4 Unsupported parameter {param}"))
-                    .await;
-            }
+        // Only what EHLO advertised: BODY, SIZE, SMTPUTF8 (and AUTH=, which RFC 4954 allows).
+        let advertised = MAIL_BODY_7BIT | MAIL_BODY_8BITMIME | MAIL_SMTPUTF8;
+        let any = from.flags != 0 || from.size != 0 || from.auth.is_some();
+        let other = from.flags & !advertised != 0
+            || from.env_id.is_some()
+            || from.trans_id.is_some()
+            || from.solicit.is_some()
+            || from.mtrk.is_some()
+            || (from.by, from.hold_for, from.hold_until, from.mt_priority) != (0, 0, 0, 0);
+        if other || (any && !self.esmtp) {
+            return self.reply(555, "5.5.4 Unsupported MAIL parameter");
         }
-        self.mail_from = Some(address);
-        self.reply(io, 250, "2.1.0 OK").await
+        if from.size > MAX_MESSAGE_SIZE {
+            return self.reply(552, "5.3.4 Message size exceeds fixed limit");
+        }
+        self.mail_from = Some(from.address);
+        self.reply(250, "2.1.0 OK");
     }
 
-    async fn rcpt(&mut self, io: &mut Io, arg: &str) -> io::Result<()> {
+    fn rcpt(&mut self, address: String) {
         let Some(mail_from) = self.mail_from.clone() else {
-            return self.reply(io, 503, "5.5.1 Need MAIL before RCPT").await;
+            return self.reply(503, "5.5.1 Need MAIL before RCPT");
         };
-        let (address, params) = match parse_path(arg, "TO:") {
-            Some((address, params)) if !address.is_empty() => (address, params),
-            _ => {
-                return self.reply(io, 501, "5.5.4 Syntax: RCPT TO:<address>").await;
-            }
-        };
-        if let Some(param) = params.first() {
-            return self
-                .reply(io, 555, &format!("5.5.4 Unsupported parameter {param}"))
-                .await;
+        if address.is_empty() {
+            return self.reply(501, "5.5.4 Syntax: RCPT TO:<address>");
         }
         let reply = self.shared.lock().rcpt_reply(&address);
         match reply {
             Reply::Accept => {
                 self.rcpt_to.push(address);
-                self.reply(io, 250, "2.1.5 OK").await
+                self.reply(250, "2.1.5 OK");
             }
             Reply::TempFail(code, text) | Reply::PermFail(code, text) => {
                 self.rcpt_refused += 1;
-                let connection = self.id;
-                self.shared.update(|s| {
-                    s.rejections.push(Rejection {
-                        stage: Stage::Rcpt,
-                        mail_from,
-                        recipients: vec![address],
-                        code,
-                        connection,
-                    })
+                self.shared.lock().rejections.push(Rejection {
+                    stage: Stage::Rcpt,
+                    mail_from,
+                    recipients: vec![address],
+                    code,
+                    connection: self.id,
                 });
-                self.reply(io, code, &text).await
+                self.reply(code, &text);
             }
         }
     }
 
-    /// Returns false when the client went away in the middle of the data.
-    async fn data(&mut self, io: &mut Io, arg: &str) -> io::Result<bool> {
-        if !arg.is_empty() {
-            self.reply(io, 501, "5.5.4 DATA takes no parameters")
-                .await?;
-            return Ok(true);
+    fn data(&mut self) {
+        if self.mail_from.is_none() {
+            return self.reply(503, "5.5.1 Need MAIL before DATA");
         }
-        let Some(mail_from) = self.mail_from.clone() else {
-            self.reply(io, 503, "5.5.1 Need MAIL before DATA").await?;
-            return Ok(true);
-        };
         if self.rcpt_to.is_empty() {
-            if self.rcpt_refused > 0 {
-                self.reply(io, 554, "5.5.1 No valid recipients").await?;
+            return if self.rcpt_refused > 0 {
+                self.reply(554, "5.5.1 No valid recipients")
             } else {
-                self.reply(io, 503, "5.5.1 Need RCPT before DATA").await?;
-            }
-            return Ok(true);
+                self.reply(503, "5.5.1 Need RCPT before DATA")
+            };
         }
-        self.reply(io, 354, "End data with <CR><LF>.<CR><LF>")
-            .await?;
-        let Some((data, too_big)) = read_data(io).await? else {
-            self.log("C: <connection closed before the end of data>".to_string());
-            return Ok(false);
-        };
+        self.reply(354, "End data with <CR><LF>.<CR><LF>");
+        let mut receiver = DataReceiver::new();
+        // The receiver unstuffs a dot only after a CRLF it saw: the DATA line's counts too.
+        self.data.clear();
+        receiver.ingest(&mut b"\r\n".iter(), &mut self.data);
+        self.data.clear();
+        self.mode = Mode::Data(receiver);
+    }
+
+    /// The final `.` came: store the message or refuse it as configured.
+    fn data_end(&mut self, too_big: bool) {
+        self.mode = Mode::Command;
+        let data = std::mem::take(&mut self.data);
         self.log(format!("C: <{} bytes of data> .", data.len()));
-        let recipients = std::mem::take(&mut self.rcpt_to);
+        let (Some(mail_from), recipients) =
+            (self.mail_from.take(), std::mem::take(&mut self.rcpt_to))
+        else {
+            return;
+        };
         self.reset();
         if too_big {
-            self.reply(io, 552, "5.3.4 Message too big").await?;
-            return Ok(true);
+            return self.reply(552, "5.3.4 Message too big");
         }
-        let connection = self.id;
         let received = Received {
             mail_from,
             rcpt_to: recipients,
             data,
-            connection,
+            connection: self.id,
             authenticated_as: self.authenticated_as.clone(),
             tls: self.tls,
         };
         // Decide and store under one lock so a concurrent `set_data_reply` applies whole.
-        let outcome = self.shared.update(|s| match s.data_reply.clone() {
-            Reply::Accept => {
-                s.messages.push(received);
-                Ok(s.messages.len())
+        let outcome = {
+            let mut state = self.shared.lock();
+            match state.data_reply.clone() {
+                Reply::Accept => {
+                    state.messages.push(received);
+                    Ok(state.messages.len())
+                }
+                Reply::TempFail(code, text) | Reply::PermFail(code, text) => {
+                    state.rejections.push(Rejection {
+                        stage: Stage::Data,
+                        mail_from: received.mail_from,
+                        recipients: received.rcpt_to,
+                        code,
+                        connection: received.connection,
+                    });
+                    Err((code, text))
+                }
             }
-            Reply::TempFail(code, text) | Reply::PermFail(code, text) => {
-                s.rejections.push(Rejection {
-                    stage: Stage::Data,
-                    mail_from: received.mail_from,
-                    recipients: received.rcpt_to,
-                    code,
-                    connection,
-                });
-                Err((code, text))
-            }
-        });
+        };
         match outcome {
-            Ok(number) => {
-                self.reply(io, 250, &format!("2.0.0 OK queued as {number}"))
-                    .await?
-            }
-            Err((code, text)) => self.reply(io, code, &text).await?,
+            Ok(number) => self.reply(250, &format!("2.0.0 OK queued as {number}")),
+            Err((code, text)) => self.reply(code, &text),
         }
-        Ok(true)
     }
 
-    /// Returns false when the client went away during the exchange.
-    async fn auth(&mut self, io: &mut Io, arg: &str) -> io::Result<bool> {
-        let Some((user, password)) = self.config.auth.clone() else {
-            self.reply(io, 502, "5.5.1 AUTH is not offered").await?;
-            return Ok(true);
-        };
+    fn auth(&mut self, mechanism: u64, initial_response: &str) {
+        if self.config.auth.is_none() {
+            return self.reply(502, "5.5.1 AUTH is not offered");
+        }
         if !self.greeted || !self.esmtp {
-            self.reply(io, 503, "5.5.1 Send EHLO first").await?;
-            return Ok(true);
+            return self.reply(503, "5.5.1 Send EHLO first");
         }
         if !self.auth_offered() {
-            self.reply(
-                io,
+            return self.reply(
                 538,
                 "5.7.11 Encryption required for requested authentication mechanism",
-            )
-            .await?;
-            return Ok(true);
+            );
         }
         if self.authenticated_as.is_some() {
-            self.reply(io, 503, "5.5.1 Already authenticated").await?;
-            return Ok(true);
+            return self.reply(503, "5.5.1 Already authenticated");
         }
         if self.mail_from.is_some() {
-            self.reply(io, 503, "5.5.1 AUTH not allowed during a mail transaction")
-                .await?;
-            return Ok(true);
+            return self.reply(503, "5.5.1 AUTH not allowed during a mail transaction");
         }
-        let mut words = arg.split_whitespace();
-        let mechanism = words.next().unwrap_or("").to_ascii_uppercase();
-        let initial = words.next();
-        if words.next().is_some() {
-            self.reply(io, 501, "5.5.4 Syntax: AUTH mechanism [initial-response]")
-                .await?;
-            return Ok(true);
-        }
-        let given = match mechanism.as_str() {
-            "PLAIN" => {
-                let response = match initial {
-                    Some(initial) => decode_sasl(initial),
-                    None => self.read_sasl(io, "").await?,
-                };
-                match response {
-                    Sasl::Data(bytes) => {
-                        let parts: Vec<&[u8]> = bytes.split(|&b| b == 0).collect();
-                        match parts.as_slice() {
-                            [authzid, authcid, pass]
-                                if authzid.is_empty() || authzid == authcid =>
-                            {
-                                credentials(authcid, pass)
-                            }
-                            _ => Err(Sasl::Invalid),
-                        }
-                    }
-                    other => Err(other),
-                }
-            }
-            "LOGIN" => {
-                let name = match initial {
-                    Some(initial) => decode_sasl(initial),
-                    None => self.read_sasl(io, "VXNlcm5hbWU6").await?,
-                };
-                match name {
-                    Sasl::Data(name) => match self.read_sasl(io, "UGFzc3dvcmQ6").await? {
-                        Sasl::Data(pass) => credentials(&name, &pass),
-                        other => Err(other),
-                    },
-                    other => Err(other),
-                }
-            }
-            _ => {
-                self.reply(io, 504, "5.5.4 Unrecognized authentication mechanism")
-                    .await?;
-                return Ok(true);
-            }
+        let step = match mechanism {
+            AUTH_PLAIN => Sasl::Plain,
+            AUTH_LOGIN => Sasl::LoginName,
+            _ => return self.reply(504, "5.5.4 Unrecognized authentication mechanism"),
         };
-        match given {
-            Ok((name, pass)) if name == user && pass == password => {
-                self.log(format!("authenticated as {name}"));
-                self.authenticated_as = Some(name);
-                self.reply(io, 235, "2.7.0 Authentication successful")
-                    .await?;
-            }
-            Ok(_) => {
-                self.reply(io, 535, "5.7.8 Authentication credentials invalid")
-                    .await?
-            }
-            Err(Sasl::Cancelled) => {
-                self.reply(io, 501, "5.0.0 Authentication cancelled")
-                    .await?
-            }
-            Err(Sasl::Eof) => return Ok(false),
-            Err(_) => {
-                self.reply(io, 501, "5.5.2 Cannot decode the response")
-                    .await?
-            }
-        }
-        Ok(true)
-    }
-
-    /// Sends a 334 challenge and reads the client's base64 answer.
-    async fn read_sasl(&self, io: &mut Io, challenge: &str) -> io::Result<Sasl> {
-        self.reply(io, 334, challenge).await?;
-        Ok(match self.read_line(io).await? {
-            Line::Text(line) => {
-                self.log("C: <SASL response>".to_string());
-                decode_sasl(line.trim())
-            }
-            Line::Invalid | Line::TooLong => Sasl::Invalid,
-            Line::Eof => Sasl::Eof,
-        })
-    }
-}
-
-/// A user name and password from SASL bytes.
-fn credentials(name: &[u8], pass: &[u8]) -> Result<(String, String), Sasl> {
-    match (std::str::from_utf8(name), std::str::from_utf8(pass)) {
-        (Ok(name), Ok(pass)) => Ok((name.to_string(), pass.to_string())),
-        _ => Err(Sasl::Invalid),
-    }
-}
-
-fn decode_sasl(text: &str) -> Sasl {
-    match text {
-        "*" => Sasl::Cancelled,
-        "=" => Sasl::Data(Vec::new()),
-        _ => BASE64_STANDARD
-            .decode(text)
-            .map_or(Sasl::Invalid, Sasl::Data),
-    }
-}
-
-/// Reads message data up to the line `.` CRLF, undoing dot-stuffing. Returns the data and
-/// whether it was over [`MAX_MESSAGE_SIZE`] (then the data is dropped), or `None` at EOF.
-async fn read_data(io: &mut Io) -> io::Result<Option<(Vec<u8>, bool)>> {
-    let mut data = Vec::new();
-    let mut too_big = false;
-    let mut at_line_start = true;
-    let mut chunk = Vec::new();
-    loop {
-        chunk.clear();
-        let n = (&mut *io)
-            .take(MAX_DATA_CHUNK as u64)
-            .read_until(b'\n', &mut chunk)
-            .await?;
-        if n == 0 {
-            return Ok(None);
-        }
-        let mut content = chunk.as_slice();
-        if at_line_start && content.first() == Some(&b'.') {
-            if content == b".\r\n" {
-                return Ok(Some((data, too_big)));
-            }
-            content = &content[1..];
-        }
-        at_line_start = chunk.last() == Some(&b'\n');
-        if too_big {
-            continue;
-        }
-        if data.len() + content.len() > MAX_MESSAGE_SIZE {
-            too_big = true;
-            data = Vec::new();
+        if initial_response.is_empty() {
+            self.challenge(step);
         } else {
-            data.extend_from_slice(content);
+            self.sasl(step, initial_response.as_bytes());
         }
+    }
+
+    /// Sends the 334 challenge for `step` and waits for the client's answer.
+    fn challenge(&mut self, step: Sasl) {
+        let prompt = match step {
+            Sasl::Plain => "",
+            Sasl::LoginName => "VXNlcm5hbWU6",
+            Sasl::LoginPassword(_) => "UGFzc3dvcmQ6",
+        };
+        self.reply(334, prompt);
+        self.mode = Mode::Sasl(step, LineReceiver::new(()));
+    }
+
+    /// Takes one base64 SASL response (an initial response or the answer to a challenge).
+    fn sasl(&mut self, step: Sasl, response: &[u8]) {
+        let decoded = match response.trim_ascii() {
+            b"*" => return self.reply(501, "5.0.0 Authentication cancelled"),
+            b"=" => Ok(Vec::new()),
+            text => BASE64_STANDARD.decode(text),
+        };
+        let Ok(bytes) = decoded else {
+            return self.reply(501, "5.5.2 Cannot decode the response");
+        };
+        match step {
+            Sasl::Plain => match bytes.split(|&b| b == 0).collect::<Vec<_>>().as_slice() {
+                [authzid, authcid, pass] if authzid.is_empty() || authzid == authcid => {
+                    self.check_password(authcid, pass)
+                }
+                _ => self.reply(501, "5.5.2 Cannot decode the response"),
+            },
+            Sasl::LoginName => self.challenge(Sasl::LoginPassword(bytes)),
+            Sasl::LoginPassword(name) => self.check_password(&name, &bytes),
+        }
+    }
+
+    fn check_password(&mut self, name: &[u8], pass: &[u8]) {
+        let user = match &self.config.auth {
+            Some((user, password)) if user.as_bytes() == name && password.as_bytes() == pass => {
+                user.clone()
+            }
+            _ => return self.reply(535, "5.7.8 Authentication credentials invalid"),
+        };
+        self.log(format!("authenticated as {user}"));
+        self.authenticated_as = Some(user);
+        self.reply(235, "2.7.0 Authentication successful");
     }
 }
 
-/// Parses `FROM:<address> params…` / `TO:<address> params…` (a space after the colon and a
-/// source route are tolerated). Returns the address without brackets and the parameters.
-fn parse_path(arg: &str, keyword: &str) -> Option<(String, Vec<String>)> {
-    let head = arg.get(..keyword.len())?;
-    if !head.eq_ignore_ascii_case(keyword) {
-        return None;
+/// A command for the transcript, without credentials.
+fn summary(request: &Request<String>) -> String {
+    match request {
+        Request::Ehlo { host } | Request::Helo { host } => format!("{} {host}", request.name()),
+        Request::Mail { from } => format!("MAIL FROM:<{}>", from.address),
+        Request::Rcpt { to } => format!("RCPT TO:<{}>", to.address),
+        Request::Auth { mechanism, .. } => format!("AUTH {} …", mechanism.to_mechanism()),
+        other => other.name().to_string(),
     }
-    let rest = arg[keyword.len()..].trim_start().strip_prefix('<')?;
-    let end = rest.find('>')?;
-    let mut address = &rest[..end];
-    if address.starts_with('@') {
-        address = address.split_once(':')?.1;
-    }
-    if address.contains(char::is_whitespace) {
-        return None;
-    }
-    let params = rest[end + 1..]
-        .split_whitespace()
-        .map(str::to_string)
-        .collect();
-    Some((address.to_string(), params))
 }
 
 /// Standard base64 with padding (for raw SASL exchanges in tests).
