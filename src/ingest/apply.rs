@@ -7,6 +7,7 @@ use super::service::{Actor, Announce, AuthorKind, Opening, Posting, TicketServic
 use super::{IngestError, Outcome, Report};
 use crate::config::Role;
 use crate::mail::forward::{Forwarded, unforwarded_subject};
+use crate::mail::thread_index::ThreadIndex;
 use crate::mail::{Classification, InboundMail};
 use crate::notify::{HeldNotice, People, Written};
 use crate::store::directory::{Contact, ContactState, NewContact};
@@ -31,6 +32,8 @@ pub struct Input<'a> {
     pub forwarded: Option<&'a Forwarded>,
     /// An agent's command lines that cannot apply, for [`HoldCode::CommandsRejected`].
     pub rejected: &'a [LineError],
+    /// Other helpdesks' ticket numbers in the subject, kept with the ticket.
+    pub foreign: &'a [String],
     /// Who the mail's addresses are, as the pipeline found them.
     pub people: &'a People,
     pub service: &'a TicketService<'a>,
@@ -96,6 +99,7 @@ async fn create(
                     subject: input.new_subject,
                     follows_up: *follows_up,
                     priority: *priority,
+                    conversation_id: Some(&conversation(input.mail)),
                 },
                 participants,
             },
@@ -139,6 +143,9 @@ async fn conclude(
     author_email: &str,
     outcome: Outcome,
 ) -> Result<Report, IngestError> {
+    for reference in input.foreign {
+        tickets::add_reference(conn, ticket_id, reference).await?;
+    }
     let status_applied = outcome == Outcome::Appended;
     let ticket_id = agent_commands(
         conn,
@@ -191,6 +198,7 @@ async fn create_forwarded(
                     subject: &subject,
                     follows_up: None,
                     priority: *priority,
+                    conversation_id: Some(&conversation(&InboundMail::default())),
                 },
                 participants: &[],
             },
@@ -558,6 +566,15 @@ async fn resolve_author(
             (id, email.clone())
         }
     })
+}
+
+/// The Outlook conversation a new ticket joins: the mail's own, else a new one.
+fn conversation(mail: &InboundMail) -> String {
+    mail.thread_index
+        .as_deref()
+        .and_then(ThreadIndex::parse)
+        .map(|index| index.conversation_id())
+        .unwrap_or_else(|| hex::encode(rand::random::<[u8; 16]>()))
 }
 
 /// Marks a released held message as resolved into `ticket_id`.

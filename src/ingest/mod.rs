@@ -638,6 +638,7 @@ impl Pipeline {
             agent_text: "",
             forwarded: None,
             rejected: &[],
+            foreign: &[],
             people: &People::default(),
             service: &service,
         };
@@ -724,9 +725,15 @@ impl Pipeline {
         };
         let mut people = People::default();
         let sender = identify::sender(conn, mail, &mut people).await?;
+        let foreign = mail
+            .subject
+            .as_deref()
+            .map(|s| crate::mail::foreign::references(s, &self.tag))
+            .unwrap_or_default();
         let marks = thread::Marks {
             tag: &self.tag,
             reply_key: self.notifier.reply_key(),
+            foreign: &foreign,
         };
         let asker = thread::Asker {
             address: sender.address().unwrap_or(""),
@@ -812,6 +819,7 @@ impl Pipeline {
             agent_text: &agent_text,
             forwarded: forwarded.as_ref(),
             rejected: &parsed.errors,
+            foreign: &foreign,
             people: &people,
             service: &service,
         };

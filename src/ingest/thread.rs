@@ -4,6 +4,7 @@
 use crate::mail::InboundMail;
 use crate::mail::reply_token::Token;
 use crate::mail::tag::SubjectTag;
+use crate::mail::thread_index::ThreadIndex;
 use crate::store::{Conn, StoreError, directory, tickets};
 
 pub use crate::store::tickets::Candidate;
@@ -29,6 +30,8 @@ pub struct Marks<'a> {
     pub tag: &'a SubjectTag,
     /// The key of keyed reply addresses.
     pub reply_key: &'a [u8],
+    /// Other helpdesks' ticket numbers in the subject (see [`crate::mail::foreign`]).
+    pub foreign: &'a [String],
 }
 
 /// Who asks to join a thread.
@@ -43,8 +46,9 @@ pub struct Asker<'a> {
 /// Tickets the message points at, as seen by `sender`: by
 /// In-Reply-To/References, then by a keyed reply address made for the sender
 /// (or for a colleague, when their organization shares tickets), then by
-/// subject tag; a merged ticket is replaced by the one it was merged into; no
-/// ticket twice.
+/// subject tag; when none of these names a ticket, by Outlook's conversation
+/// (`Thread-Index`) and by another helpdesk's number in the subject. A merged
+/// ticket is replaced by the one it was merged into; no ticket twice.
 pub async fn candidates(
     conn: &mut Conn,
     mail: &InboundMail,
@@ -69,6 +73,20 @@ pub async fn candidates(
         && let Some(found) = tickets::thread_by_ticket_id(conn, tagged, address).await?
     {
         found_tickets.push(found);
+    }
+    if found_tickets.is_empty() {
+        let conversation = mail.thread_index.as_deref().and_then(ThreadIndex::parse);
+        if let Some(index) = conversation
+            && let Some(found) =
+                tickets::thread_by_conversation(conn, &index.conversation_id(), address).await?
+        {
+            found_tickets.push(found);
+        }
+        for reference in marks.foreign {
+            if let Some(found) = tickets::thread_by_reference(conn, reference, address).await? {
+                found_tickets.push(found);
+            }
+        }
     }
     let mut candidates: Vec<Candidate> = Vec::new();
     for found in found_tickets {

@@ -3,6 +3,7 @@
 pub mod address;
 pub mod auth;
 pub mod classify;
+pub mod foreign;
 pub mod forward;
 pub mod html;
 pub mod params;
@@ -12,6 +13,7 @@ pub mod repair;
 pub mod reply;
 pub mod reply_token;
 pub mod tag;
+pub mod thread_index;
 pub mod verp;
 
 pub use classify::Classification;

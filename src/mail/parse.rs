@@ -82,6 +82,8 @@ pub struct InboundMail {
     pub message_id: Option<String>,
     pub in_reply_to: Vec<String>,
     pub references: Vec<String>,
+    /// Outlook's conversation index (`Thread-Index`, base64), as sent.
+    pub thread_index: Option<String>,
     /// Unix seconds from the Date header.
     pub date: Option<i64>,
     /// The whole text body (HTML rendered to text when there is no text part).
@@ -192,6 +194,9 @@ fn find_header_end(raw: &[u8]) -> Option<usize> {
         .or_else(|| window.windows(2).position(|w| w == b"\n\n"))
 }
 
+/// A longer `Thread-Index` (a conversation thousands of replies deep) is ignored.
+const MAX_THREAD_INDEX_CHARS: usize = 4096;
+
 fn empty_mail() -> InboundMail {
     InboundMail {
         from: None,
@@ -204,6 +209,7 @@ fn empty_mail() -> InboundMail {
         message_id: None,
         in_reply_to: Vec::new(),
         references: Vec::new(),
+        thread_index: None,
         date: None,
         text: String::new(),
         visible_text: String::new(),
@@ -248,6 +254,12 @@ fn from_message(message: &Message<'_>) -> InboundMail {
             && let Some(addr) = address::normalize(value)
         {
             mail.delivered_to.push(addr);
+        }
+        if name.eq_ignore_ascii_case("Thread-Index")
+            && mail.thread_index.is_none()
+            && value.trim().len() <= MAX_THREAD_INDEX_CHARS
+        {
+            mail.thread_index = Some(value.trim().to_string());
         }
     }
     mail.text = text_body(message);

@@ -35,6 +35,8 @@ macro_rules! text_header {
 text_header!(AutoSubmitted, "Auto-Submitted");
 text_header!(AutoResponseSuppress, "X-Auto-Response-Suppress");
 text_header!(TicketdLoop, "X-Ticketd-Loop");
+text_header!(ThreadTopic, "Thread-Topic");
+text_header!(ThreadIndexHeader, "Thread-Index");
 
 pub struct Addressing<'a> {
     pub from_name: &'a str,
@@ -53,6 +55,16 @@ pub struct Addressing<'a> {
     pub attachments: &'a [crate::mail::Attachment],
     /// Where answers go, when not to From (an internal note's to the comment address).
     pub reply_to: Option<&'a str>,
+    /// Outlook's conversation: its topic and this mail's index in it.
+    pub conversation: Option<Conversation<'a>>,
+}
+
+/// Outlook's `Thread-Topic` and `Thread-Index`.
+#[derive(Debug, Clone, Copy)]
+pub struct Conversation<'a> {
+    pub topic: &'a str,
+    /// Base64, as the header carries it.
+    pub index: &'a str,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -92,6 +104,11 @@ pub fn compose(a: &Addressing<'_>, rendered: &Rendered) -> Result<Vec<u8>, Compo
     }
     if a.automatic {
         builder = builder.header(AutoSubmitted("auto-replied".to_string()));
+    }
+    if let Some(conversation) = a.conversation {
+        builder = builder
+            .header(ThreadTopic(conversation.topic.to_string()))
+            .header(ThreadIndexHeader(conversation.index.to_string()));
     }
     // lettre inserts a CR before each bare LF one insert at a time, which is
     // quadratic in the number of lines: hand it CRLF already, converted in one pass.
@@ -174,6 +191,7 @@ mod tests {
                 automatic: true,
                 attachments: &[],
                 reply_to: None,
+                conversation: None,
             },
             &rendered,
         )
@@ -248,6 +266,7 @@ mod tests {
                 automatic: true,
                 attachments: &files,
                 reply_to: Some("support-notes@example.com"),
+                conversation: None,
             },
             &rendered,
         )

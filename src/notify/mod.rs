@@ -15,6 +15,7 @@ use tracing::{error, warn};
 use crate::config::Settings;
 use crate::credentials::{self, CredentialError};
 use crate::mail::tag::SubjectTag;
+use crate::mail::thread_index::ThreadIndex;
 use crate::mail::{InboundMail, address, reply_token};
 use crate::store::directory::{self, Agent, Contact};
 use crate::store::intake::HoldCode;
@@ -539,6 +540,7 @@ impl Notifier {
                 .chain(trigger.message_id.iter())
                 .cloned()
                 .collect(),
+            conversation: None,
         };
         held.subject = subject;
         let delivery = Delivery::new(event, person, language, true);
@@ -723,6 +725,11 @@ impl Notifier {
         };
         let message_id = new_message_id(delivery.event, facts, address::domain(from));
         let (in_reply_to, references) = threading(&facts.thread, trigger);
+        let index = conversation_index(facts, trigger);
+        let topic = facts
+            .ticket()
+            .map(|t| t.subject.clone())
+            .unwrap_or_else(|| message.subject.clone());
         let bytes = compose::compose(
             &compose::Addressing {
                 from_name: delivery.from_name.as_deref().unwrap_or(&ctx.support.name),
@@ -735,6 +742,10 @@ impl Notifier {
                 automatic: delivery.automatic,
                 attachments: &delivery.attachments,
                 reply_to: delivery.reply_to.as_deref().or(keyed_reply.as_deref()),
+                conversation: index.as_deref().map(|index| compose::Conversation {
+                    topic: &topic,
+                    index,
+                }),
             },
             &rendered,
         );
@@ -851,6 +862,10 @@ impl Notifier {
             assignee: ticket.assignee.clone(),
             queue,
             thread,
+            conversation: ticket
+                .conversation_id
+                .clone()
+                .map(|id| (id, ticket.created_at)),
         })
     }
 
@@ -889,6 +904,8 @@ struct Facts {
     queue: Queue,
     /// Message-IDs of the customer's messages, oldest first.
     thread: Vec<String>,
+    /// Outlook's conversation GUID (hex) and when it began (Unix seconds).
+    conversation: Option<(String, i64)>,
 }
 
 /// What one mail says beyond the facts: the message it is about, a status
@@ -986,6 +1003,24 @@ fn threading(thread: &[String], trigger: Option<&InboundMail>) -> (Option<String
         references.push(p.clone());
     }
     (parent, references)
+}
+
+/// Outlook's `Thread-Index` of a notification: the customer's mail's index
+/// extended by one reply, else the ticket's conversation from its start with
+/// one reply; none when neither is known.
+fn conversation_index(facts: &Facts, trigger: Option<&InboundMail>) -> Option<String> {
+    let customers = trigger
+        .and_then(|m| m.thread_index.as_deref())
+        .and_then(ThreadIndex::parse);
+    let parent = match (customers, &facts.conversation) {
+        (Some(index), _) => index,
+        (None, Some((id, began))) => {
+            let guid: [u8; 16] = hex::decode(id).ok()?.try_into().ok()?;
+            ThreadIndex::start(guid, *began)
+        }
+        (None, None) => return None,
+    };
+    Some(parent.reply(now(), rand::random::<u8>()).to_header())
 }
 
 fn new_message_id(event: Notice, facts: &Facts, domain: &str) -> String {

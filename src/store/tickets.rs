@@ -123,6 +123,9 @@ pub struct Ticket {
     pub assignee: Option<String>,
     /// The ticket this one was merged into.
     pub merged_into: Option<i64>,
+    /// Outlook's conversation GUID (hex) its notifications carry.
+    #[serde(skip)]
+    pub conversation_id: Option<String>,
     pub message_count: i64,
     #[serde(serialize_with = "super::serialize_time")]
     pub created_at: i64,
@@ -135,7 +138,8 @@ const TICKET_SELECT: &str = "SELECT t.id, t.status, t.subject, t.requester_email
         COALESCE(o.shares_tickets, 0) AS organization_shares_tickets,
         o.language AS organization_language, t.queue_id, q.name AS queue,
         t.follows_up, (SELECT COUNT(*) FROM messages m WHERE m.ticket_id = t.id) AS message_count,
-        t.created_at, t.updated_at, t.priority, t.assignee_id, a.email AS assignee, t.merged_into
+        t.created_at, t.updated_at, t.priority, t.assignee_id, a.email AS assignee, t.merged_into,
+        t.conversation_id
     FROM tickets t
     JOIN queues q ON q.id = t.queue_id
     LEFT JOIN organizations o ON o.id = t.organization_id
@@ -162,6 +166,7 @@ struct TicketRow {
     assignee_id: Option<i64>,
     assignee: Option<String>,
     merged_into: Option<i64>,
+    conversation_id: Option<String>,
 }
 
 impl TryFrom<TicketRow> for Ticket {
@@ -188,6 +193,7 @@ impl TryFrom<TicketRow> for Ticket {
             assignee_id: r.assignee_id,
             assignee: r.assignee,
             merged_into: r.merged_into,
+            conversation_id: r.conversation_id,
         })
     }
 }
@@ -244,14 +250,17 @@ pub struct NewTicket<'a> {
     pub subject: &'a str,
     pub follows_up: Option<i64>,
     pub priority: Priority,
+    /// Outlook's conversation GUID (hex) the ticket belongs to.
+    pub conversation_id: Option<&'a str>,
 }
 
 /// Adds a new ticket (status `new`) and returns its id.
 pub async fn create(conn: &mut Conn, t: &NewTicket<'_>, now: i64) -> Result<i64, StoreError> {
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO tickets (queue_id, organization_id, requester_email, requester_contact_id,
-                              subject, status, follows_up, priority, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, 'new', $6, $8, $7, $7) RETURNING id",
+                              subject, status, follows_up, priority, created_at, updated_at,
+                              conversation_id)
+         VALUES ($1, $2, $3, $4, $5, 'new', $6, $8, $7, $7, $9) RETURNING id",
     )
     .bind(t.queue_id)
     .bind(t.organization_id)
@@ -261,6 +270,7 @@ pub async fn create(conn: &mut Conn, t: &NewTicket<'_>, now: i64) -> Result<i64,
     .bind(t.follows_up)
     .bind(now)
     .bind(t.priority.as_str())
+    .bind(t.conversation_id)
     .fetch_one(&mut *conn)
     .await?;
     Ok(id)
@@ -420,23 +430,89 @@ pub async fn thread_by_message_id(
     message_id: &str,
     sender: &str,
 ) -> Result<Option<Candidate>, StoreError> {
-    let row: Option<CandidateRow> = sqlx::query_as(
-        "SELECT t.id, t.status, t.organization_id, COALESCE(o.shares_tickets, 0) AS shares_tickets,
-                (SELECT COUNT(*) FROM participants p WHERE p.ticket_id = t.id AND p.email = $2)
-                    AS participant,
-                t.merged_into
-         FROM tickets t
-         LEFT JOIN organizations o ON o.id = t.organization_id
-         WHERE t.id = COALESCE(
+    candidate_where(
+        conn,
+        "t.id = COALESCE(
              (SELECT m.ticket_id FROM messages m WHERE m.message_id = $1 ORDER BY m.id LIMIT 1),
              (SELECT x.ticket_id FROM outbox x WHERE x.message_id = $1))",
+        message_id,
+        sender,
     )
-    .bind(message_id)
+    .await
+}
+
+/// The latest ticket of Outlook conversation `conversation_id`, as seen by `sender`.
+pub async fn thread_by_conversation(
+    conn: &mut Conn,
+    conversation_id: &str,
+    sender: &str,
+) -> Result<Option<Candidate>, StoreError> {
+    candidate_where(
+        conn,
+        "t.id = (SELECT c.id FROM tickets c WHERE c.conversation_id = $1 ORDER BY c.id DESC LIMIT 1)",
+        conversation_id,
+        sender,
+    )
+    .await
+}
+
+/// The latest ticket another helpdesk's number `reference` was seen on, as seen by `sender`.
+pub async fn thread_by_reference(
+    conn: &mut Conn,
+    reference: &str,
+    sender: &str,
+) -> Result<Option<Candidate>, StoreError> {
+    candidate_where(
+        conn,
+        "t.id = (SELECT r.ticket_id FROM ticket_references r WHERE r.reference = $1
+                 ORDER BY r.ticket_id DESC LIMIT 1)",
+        reference,
+        sender,
+    )
+    .await
+}
+
+/// Records that another helpdesk's number `reference` names `ticket_id` too.
+pub async fn add_reference(
+    conn: &mut Conn,
+    ticket_id: i64,
+    reference: &str,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO ticket_references (ticket_id, reference) VALUES ($1, $2)
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(ticket_id)
+    .bind(reference)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// The ticket `condition` picks (with `$1` bound to `key`), as seen by `sender` (`$2`).
+async fn candidate_where(
+    conn: &mut Conn,
+    condition: &str,
+    key: &str,
+    sender: &str,
+) -> Result<Option<Candidate>, StoreError> {
+    let row: Option<CandidateRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "{CANDIDATE_SELECT} WHERE {condition}"
+    )))
+    .bind(key)
     .bind(sender)
     .fetch_optional(&mut *conn)
     .await?;
     row.map(Candidate::try_from).transpose()
 }
+
+const CANDIDATE_SELECT: &str =
+    "SELECT t.id, t.status, t.organization_id, COALESCE(o.shares_tickets, 0) AS shares_tickets,
+            (SELECT COUNT(*) FROM participants p WHERE p.ticket_id = t.id AND p.email = $2)
+                AS participant,
+            t.merged_into
+     FROM tickets t
+     LEFT JOIN organizations o ON o.id = t.organization_id";
 
 /// A ticket by number, as seen by `sender`.
 pub async fn thread_by_ticket_id(
@@ -444,15 +520,9 @@ pub async fn thread_by_ticket_id(
     ticket_id: i64,
     sender: &str,
 ) -> Result<Option<Candidate>, StoreError> {
-    let row: Option<CandidateRow> = sqlx::query_as(
-        "SELECT t.id, t.status, t.organization_id, COALESCE(o.shares_tickets, 0) AS shares_tickets,
-                (SELECT COUNT(*) FROM participants p WHERE p.ticket_id = t.id AND p.email = $2)
-                    AS participant,
-                t.merged_into
-         FROM tickets t
-         LEFT JOIN organizations o ON o.id = t.organization_id
-         WHERE t.id = $1",
-    )
+    let row: Option<CandidateRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "{CANDIDATE_SELECT} WHERE t.id = $1"
+    )))
     .bind(ticket_id)
     .bind(sender)
     .fetch_optional(&mut *conn)

@@ -108,7 +108,92 @@ fn a_colleague_may_use_the_keyed_address_only_when_the_organization_shares(backe
     }
 }
 
+/// The decoded `Thread-Index` of a mail.
+fn thread_index(mail: &str) -> Vec<u8> {
+    use base64::Engine;
+    let value: String = mail
+        .lines()
+        .skip_while(|l| !l.to_ascii_lowercase().starts_with("thread-index:"))
+        .enumerate()
+        .take_while(|(i, l)| *i == 0 || l.starts_with(' ') || l.starts_with('\t'))
+        .map(|(i, l)| {
+            if i == 0 {
+                &l["thread-index:".len()..]
+            } else {
+                l
+            }
+        })
+        .collect::<Vec<_>>()
+        .concat();
+    base64::engine::general_purpose::STANDARD
+        .decode(value.split_whitespace().collect::<String>())
+        .unwrap_or_else(|e| panic!("Thread-Index `{value}`: {e}"))
+}
+
+fn outlook_threads_by_its_conversation_index(backend: Backend) {
+    use base64::Engine;
+    let env = Env::new(backend).with_acme();
+    // An Outlook header block: reserved byte, 40 bits of time, the conversation's GUID.
+    let mut customers = vec![0x01, 0x01, 0xdc, 0x93, 0x47, 0x4b];
+    customers.extend_from_slice(b"conversation-id!");
+    let encoded = base64::engine::general_purpose::STANDARD.encode(&customers);
+    let first =
+        Msg::new("jane@acme.example", "Printer", "o1@acme").header("Thread-Index", &encoded);
+    let ticket = ticket_of(&env.ingest(&first.bytes()));
+    let ack = notification(&env, "ticket_received", "jane@acme.example");
+    let index = thread_index(&ack);
+    assert_eq!(index.len(), customers.len() + 5, "one child block");
+    assert_eq!(&index[..customers.len()], &customers[..]);
+    assert!(
+        ack.lines().any(|l| l.starts_with("Thread-Topic: Printer")),
+        "{ack}"
+    );
+
+    // A relay dropped References, the tag and the subject: the conversation remains.
+    let mut later = index.clone();
+    later.extend_from_slice(&[0, 0, 0, 1, 0]);
+    let later = base64::engine::general_purpose::STANDARD.encode(&later);
+    let reply =
+        Msg::new("jane@acme.example", "RE: status?", "o2@acme").header("Thread-Index", &later);
+    let report = env.ingest(&reply.bytes());
+    assert_eq!(outcome(&report), "appended", "{report}");
+    assert_eq!(ticket_of(&report), ticket);
+
+    // The same conversation index from a stranger proves nothing.
+    let copied = Msg::new("mallory@elsewhere.example", "RE: status?", "o3@elsewhere")
+        .header("Thread-Index", &later);
+    let report = env.ingest(&copied.bytes());
+    assert_eq!(outcome(&report), "created", "{report}");
+}
+
+fn another_helpdesks_number_threads_a_later_reply(backend: Backend) {
+    let env = Env::new(backend).with_acme();
+    let first = Msg::new("jane@acme.example", "[Ticket#12345] Printer", "f1@acme");
+    let ticket = ticket_of(&env.ingest(&first.bytes()));
+    let reply = Msg::new(
+        "jane@acme.example",
+        "AW: [Ticket#12345] still broken",
+        "f2@acme",
+    );
+    let report = env.ingest(&reply.bytes());
+    assert_eq!(outcome(&report), "appended", "{report}");
+    assert_eq!(ticket_of(&report), ticket);
+    let other = Msg::new("jane@acme.example", "[Ticket#99999] Scanner", "f3@acme");
+    let report = env.ingest(&other.bytes());
+    assert_eq!(outcome(&report), "created", "{report}");
+    let stranger = Msg::new(
+        "mallory@elsewhere.example",
+        "[Ticket#12345] hi",
+        "f4@elsewhere",
+    );
+    let report = env.ingest(&stranger.bytes());
+    assert_eq!(outcome(&report), "created", "{report}");
+    assert_ne!(ticket_of(&report), ticket);
+}
+
 on_both_backends!(
     a_reply_to_the_keyed_address_threads_and_a_copied_or_changed_token_does_not,
     a_colleague_may_use_the_keyed_address_only_when_the_organization_shares,
+    outlook_threads_by_its_conversation_index,
+    another_helpdesks_number_threads_a_later_reply,
 );
