@@ -20,7 +20,7 @@ impl ThreadIndex {
     pub fn parse(header: &str) -> Option<ThreadIndex> {
         let compact: String = header.split_whitespace().collect();
         let bytes = STANDARD.decode(compact).ok()?;
-        (bytes.len() >= HEADER_LEN && (bytes.len() - HEADER_LEN) % CHILD_LEN == 0)
+        (bytes.len() >= HEADER_LEN && (bytes.len() - HEADER_LEN).is_multiple_of(CHILD_LEN))
             .then_some(ThreadIndex(bytes))
     }
 
