@@ -71,6 +71,7 @@ fn deliver_all(runtime: &tokio::runtime::Runtime, server: &smtp::SmtpServer) -> 
                     automatic: true,
                     attachments: &[],
                     reply_to: None,
+                    conversation: None,
                 },
                 &rendered,
             )
