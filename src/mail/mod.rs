@@ -14,6 +14,7 @@ pub mod reply;
 pub mod reply_token;
 pub mod tag;
 pub mod thread_index;
+pub mod tnef;
 pub mod verp;
 
 pub use classify::Classification;

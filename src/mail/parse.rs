@@ -264,7 +264,7 @@ fn from_message(message: &Message<'_>) -> InboundMail {
     }
     mail.text = text_body(message);
     mail.html = html_body(message).and_then(|h| html::sanitize(&h));
-    mail.attachments = attachments(message);
+    mail.attachments = super::tnef::expand(attachments(message));
     // A multipart body without a single delimiter has no parts, only text:
     // show it as the body rather than as an attachment.
     let (broken, attachments): (Vec<_>, Vec<_>) = std::mem::take(&mut mail.attachments)
