@@ -525,6 +525,20 @@ impl Settings {
 
     /// Checks what serde cannot: URLs, addresses, names that must refer to each other.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        self.validate_store()?;
+        let names = self.validate_queues()?;
+        for (i, source) in self.imap.iter().enumerate() {
+            self.validate_imap(i, source)?;
+        }
+        self.validate_maildirs(&names)?;
+        if let Some(smtp) = &self.smtp {
+            validate_smtp(smtp)?;
+        }
+        self.validate_limits()
+    }
+
+    /// The store's URL and pool, and the tag the store's tickets are named by.
+    fn validate_store(&self) -> Result<(), ConfigError> {
         let url = self.store.url.as_str();
         if !(url.starts_with("sqlite:")
             || url.starts_with("postgres://")
@@ -545,6 +559,12 @@ impl Settings {
                 "must be a non-empty word without `[`, `]` or `#`",
             ));
         }
+        Ok(())
+    }
+
+    /// Queues: unique names, addresses that route to one queue only, roles,
+    /// the default queue. Returns the queue names.
+    fn validate_queues(&self) -> Result<std::collections::HashSet<&str>, ConfigError> {
         if self.queues.is_empty() {
             return Err(key_error("queues", "at least one queue is needed"));
         }
@@ -615,9 +635,20 @@ impl Settings {
                 format!("no queue is named `{}`", self.tickets.default_queue),
             ));
         }
-        for (i, source) in self.imap.iter().enumerate() {
-            self.validate_imap(i, source)?;
+        if self.queues.iter().all(|q| q.addresses.is_empty()) {
+            return Err(key_error(
+                "queues",
+                "at least one queue needs an address to send notifications from",
+            ));
         }
+        Ok(names)
+    }
+
+    /// Maildir sources name existing queues.
+    fn validate_maildirs(
+        &self,
+        names: &std::collections::HashSet<&str>,
+    ) -> Result<(), ConfigError> {
         for (i, source) in self.maildir.iter().enumerate() {
             if let Some(queue) = &source.queue
                 && !names.contains(queue.as_str())
@@ -628,6 +659,11 @@ impl Settings {
                 ));
             }
         }
+        Ok(())
+    }
+
+    /// The daemon's, the outbox's and the pipeline's limits and own addresses.
+    fn validate_limits(&self) -> Result<(), ConfigError> {
         if self.daemon.fetch_batch == 0 {
             return Err(key_error("daemon.fetch_batch", "must be at least 1"));
         }
@@ -637,47 +673,6 @@ impl Settings {
                 "idle_timeout_secs and poll_interval_secs must be at least 1",
             ));
         }
-        if let Some(smtp) = &self.smtp {
-            if smtp.host.trim().is_empty() {
-                return Err(key_error("smtp.host", "must not be empty"));
-            }
-            if let Some(name) = &smtp.helo_name
-                && address::normalize_domain(name).is_none()
-            {
-                return Err(key_error(
-                    "smtp.helo_name",
-                    format!("`{name}` is not a fully qualified host name"),
-                ));
-            }
-            match smtp.auth {
-                AuthMethod::Xoauth2 => {
-                    if smtp.user.is_none()
-                        || smtp.oauth_token_file.is_some() == smtp.oauth_token_command.is_some()
-                    {
-                        return Err(key_error(
-                            "smtp.oauth_token_file",
-                            "auth = \"xoauth2\" needs user and exactly one of oauth_token_file and oauth_token_command",
-                        ));
-                    }
-                }
-                _ => {
-                    if smtp.password.is_some() && smtp.password_file.is_some() {
-                        return Err(key_error(
-                            "smtp.password",
-                            "set password or password_file, not both",
-                        ));
-                    }
-                    if smtp.user.is_some()
-                        != (smtp.password.is_some() || smtp.password_file.is_some())
-                    {
-                        return Err(key_error(
-                            "smtp.user",
-                            "user and password (or password_file) go together",
-                        ));
-                    }
-                }
-            }
-        }
         if self.limits.message_budget_secs == 0 {
             return Err(key_error(
                 "limits.message_budget_secs",
@@ -686,12 +681,6 @@ impl Settings {
         }
         if self.outbox.retry_base_secs == 0 {
             return Err(key_error("outbox.retry_base_secs", "must be at least 1"));
-        }
-        if self.queues.iter().all(|q| q.addresses.is_empty()) {
-            return Err(key_error(
-                "queues",
-                "at least one queue needs an address to send notifications from",
-            ));
         }
         for (i, addr) in self.mail.own_addresses.iter().enumerate() {
             if address::normalize(addr).is_none() {
@@ -890,6 +879,48 @@ fn merge_tables(base: &mut toml::Table, top: toml::Table) {
             }
         }
     }
+}
+
+/// An SMTP relay: a host, a HELO name that is one, and credentials that fit its `auth`.
+fn validate_smtp(smtp: &SmtpSettings) -> Result<(), ConfigError> {
+    if smtp.host.trim().is_empty() {
+        return Err(key_error("smtp.host", "must not be empty"));
+    }
+    if let Some(name) = &smtp.helo_name
+        && address::normalize_domain(name).is_none()
+    {
+        return Err(key_error(
+            "smtp.helo_name",
+            format!("`{name}` is not a fully qualified host name"),
+        ));
+    }
+    match smtp.auth {
+        AuthMethod::Xoauth2 => {
+            if smtp.user.is_none()
+                || smtp.oauth_token_file.is_some() == smtp.oauth_token_command.is_some()
+            {
+                return Err(key_error(
+                    "smtp.oauth_token_file",
+                    "auth = \"xoauth2\" needs user and exactly one of oauth_token_file and oauth_token_command",
+                ));
+            }
+        }
+        _ => {
+            if smtp.password.is_some() && smtp.password_file.is_some() {
+                return Err(key_error(
+                    "smtp.password",
+                    "set password or password_file, not both",
+                ));
+            }
+            if smtp.user.is_some() != (smtp.password.is_some() || smtp.password_file.is_some()) {
+                return Err(key_error(
+                    "smtp.user",
+                    "user and password (or password_file) go together",
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 const MASK: &str = "********";
