@@ -9,6 +9,11 @@ pub enum CredentialError {
         path: String,
         source: std::io::Error,
     },
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("{what} in {path} is empty")]
     Empty { what: &'static str, path: String },
     #[error("token command `{command}` failed: {message}")]
@@ -107,7 +112,7 @@ pub fn reply_token_secret(
         return Ok(first_line(path, "reply token secret")?.into_bytes());
     }
     let path = data_dir.join(REPLY_KEY_FILE);
-    let io_error = |source| CredentialError::File {
+    let io_error = |source| CredentialError::Write {
         path: path.display().to_string(),
         source,
     };
@@ -120,26 +125,31 @@ pub fn reply_token_secret(
 /// Writes a new random key to a temporary file and links it into place;
 /// when another process linked its key first, that one stays.
 fn make_key_file(path: &Path) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
     let temporary = dir.join(format!(".{REPLY_KEY_FILE}.{}", std::process::id()));
-    let mut out = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&temporary)?;
-    out.write_all(format!("{}\n", hex::encode(rand::random::<[u8; 32]>())).as_bytes())?;
-    out.sync_all()?;
-    let linked = std::fs::hard_link(&temporary, path);
-    std::fs::remove_file(&temporary)?;
+    let written = write_private(&temporary);
+    let linked = written.and_then(|()| std::fs::hard_link(&temporary, path));
+    let _ = std::fs::remove_file(&temporary);
     match linked {
         Ok(()) => std::fs::File::open(dir)?.sync_all(),
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
         Err(e) => Err(e),
     }
+}
+
+/// A new random key in a file only its owner may read, on disk before it is used.
+fn write_private(path: &Path) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut out = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    out.write_all(format!("{}\n", hex::encode(rand::random::<[u8; 32]>())).as_bytes())?;
+    out.sync_all()
 }
 
 /// The SASL XOAUTH2 initial response (before base64).

@@ -361,6 +361,14 @@ async fn migrate(ctx: &Ctx) -> Result<(), CliError> {
         Ok::<(), StoreError>(())
     };
     prepared.await.context("migration failed")?;
+    // And the reply-token key, made once here rather than by a delivery.
+    let tickets = &ctx.settings.tickets;
+    ticketd::credentials::reply_token_secret(
+        tickets.reply_token_secret.as_deref(),
+        tickets.reply_token_secret_file.as_deref(),
+        &ctx.settings.data.dir,
+    )
+    .map_err(|e| CliError::Config(format!("cannot make the reply token secret: {e}")))?;
     println!(
         "database schema is up to date ({})",
         config::mask_url_password(&ctx.settings.store.url)

@@ -137,7 +137,13 @@ fn the_acknowledgement_arrives_with_the_tag_our_message_id_and_the_thread() {
         header(ack, "X-Ticketd-Loop").as_deref(),
         Some("support@example.com")
     );
-    assert!(header(ack, "Reply-To").is_some_and(|r| r.contains("support@example.com")));
+    // Answers go to the queue's keyed reply address for this ticket and recipient.
+    assert!(
+        header(ack, "Reply-To")
+            .is_some_and(|r| r.contains("support+t") && r.contains("@example.com")),
+        "{:?}",
+        header(ack, "Reply-To")
+    );
     assert!(header(ack, "Content-Type").is_some_and(|c| c.contains("multipart/alternative")));
     // The Message-ID is the one stored in the outbox, so a reply to it threads.
     let outbox = running.env.json(&["outbox", "list", "--json"]);
