@@ -114,7 +114,7 @@ pub enum Command {
     /// Preview notification templates.
     #[command(subcommand)]
     Template(template::TemplateCommand),
-    /// Create or upgrade the database schema, and store the configured queues.
+    /// Create or upgrade the database schema, store the configured queues, make the reply-token key.
     Migrate,
     /// Configuration commands.
     #[command(subcommand)]
