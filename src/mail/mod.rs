@@ -6,6 +6,7 @@ pub mod classify;
 pub mod foreign;
 pub mod forward;
 pub mod html;
+pub mod keyed;
 pub mod params;
 pub mod parse;
 pub mod raw;

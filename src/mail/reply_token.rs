@@ -3,8 +3,9 @@
 //! ticketd has, so a reply proves which ticket it answers and to whom the
 //! address was given. Pure, no I/O.
 
-use hmac::{Hmac, KeyInit, Mac};
-use sha2::Sha256;
+use hmac::Mac;
+
+use super::keyed;
 
 /// What starts the token in the local part's detail.
 const MARKER: &str = "t";
@@ -54,26 +55,33 @@ impl Token {
 
     /// Whether the token was made with `key` for `recipient` (compared in constant time).
     pub fn made_for(&self, recipient: &str, key: &[u8]) -> bool {
-        keyed(self.ticket_id, recipient, key)
+        let (ticket, recipient) = covered(self.ticket_id, recipient);
+        let parts: [&[u8]; 4] = [
+            b"ticketd-reply:",
+            ticket.as_bytes(),
+            b":",
+            recipient.as_bytes(),
+        ];
+        keyed::mac(key, &parts)
             .verify_truncated_left(&self.mac)
             .is_ok()
     }
 }
 
-fn keyed(ticket_id: i64, recipient: &str, key: &[u8]) -> Hmac<Sha256> {
-    // HMAC takes keys of any length; an empty key is refused only by the type, never here.
-    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(key)
-        .unwrap_or_else(|_| <Hmac<Sha256> as KeyInit>::new(&Default::default()));
-    mac.update(b"ticketd-reply:");
-    mac.update(ticket_id.to_string().as_bytes());
-    mac.update(b":");
-    mac.update(recipient.trim().to_ascii_lowercase().as_bytes());
-    mac
+/// What the MAC covers: the purpose, the ticket and the recipient (any case).
+fn covered(ticket_id: i64, recipient: &str) -> (String, String) {
+    (ticket_id.to_string(), recipient.trim().to_ascii_lowercase())
 }
 
 fn mac(ticket_id: i64, recipient: &str, key: &[u8]) -> String {
-    let tag = keyed(ticket_id, recipient, key).finalize().into_bytes();
-    hex::encode(&tag[..MAC_HEX / 2])
+    let (ticket, recipient) = covered(ticket_id, recipient);
+    let parts: [&[u8]; 4] = [
+        b"ticketd-reply:",
+        ticket.as_bytes(),
+        b":",
+        recipient.as_bytes(),
+    ];
+    keyed::mac_hex(key, &parts, MAC_HEX)
 }
 
 #[cfg(test)]

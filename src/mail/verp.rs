@@ -2,8 +2,9 @@
 //! `<local>+bounce-<outbox id>-<mac>@<domain>`, whose MAC only we can compute,
 //! so a delivery report proves which notification it is about. Pure, no I/O.
 
-use hmac::{Hmac, KeyInit, Mac};
-use sha2::Sha256;
+use hmac::Mac;
+
+use super::keyed;
 
 /// What separates the envelope sender's local part from the notification's marker.
 const MARKER: &str = "+bounce-";
@@ -32,22 +33,18 @@ pub fn verify(address: &str, key: &[u8]) -> Option<i64> {
     }
     let id: i64 = id.parse().ok()?;
     let given = hex::decode(given).ok()?;
-    keyed(id, key).verify_truncated_left(&given).ok()?;
+    keyed::mac(key, &parts(&id.to_string()))
+        .verify_truncated_left(&given)
+        .ok()?;
     Some(id)
 }
 
-fn keyed(id: i64, key: &[u8]) -> Hmac<Sha256> {
-    // HMAC takes keys of any length; an empty key is refused only by the type, never here.
-    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(key)
-        .unwrap_or_else(|_| <Hmac<Sha256> as KeyInit>::new(&Default::default()));
-    mac.update(b"ticketd-bounce:");
-    mac.update(id.to_string().as_bytes());
-    mac
+fn parts(id: &str) -> [&[u8]; 2] {
+    [b"ticketd-bounce:", id.as_bytes()]
 }
 
 fn mac(id: i64, key: &[u8]) -> String {
-    let tag = keyed(id, key).finalize().into_bytes();
-    hex::encode(&tag[..MAC_HEX / 2])
+    keyed::mac_hex(key, &parts(&id.to_string()), MAC_HEX)
 }
 
 #[cfg(test)]
