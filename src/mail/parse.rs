@@ -264,7 +264,13 @@ fn from_message(message: &Message<'_>) -> InboundMail {
     }
     mail.text = text_body(message);
     mail.html = html_body(message).and_then(|h| html::sanitize(&h));
-    mail.attachments = super::tnef::expand(attachments(message));
+    let expanded = super::tnef::expand(attachments(message));
+    mail.attachments = expanded.files;
+    if mail.text.trim().is_empty()
+        && let Some(body) = expanded.body
+    {
+        mail.text = body;
+    }
     // A multipart body without a single delimiter has no parts, only text:
     // show it as the body rather than as an attachment.
     let (broken, attachments): (Vec<_>, Vec<_>) = std::mem::take(&mut mail.attachments)

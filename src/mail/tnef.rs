@@ -1,6 +1,7 @@
 //! Outlook's `winmail.dat` (TNEF, `application/ms-tnef`): the files inside it
-//! become the message's attachments, so customers on Exchange are readable.
-//! Pure, no I/O.
+//! become the message's attachments and its plain-text body (`PR_BODY` among
+//! the message's MAPI properties) the text when the mail has none, so
+//! customers on Exchange are readable. Pure, no I/O.
 
 use super::parse::{Attachment, MAX_ATTACHMENTS};
 
@@ -39,23 +40,156 @@ pub fn unpack(container: &[u8], room: usize) -> Option<Vec<Attachment>> {
     (!unpacked.is_empty()).then_some(unpacked)
 }
 
-/// Replaces each TNEF container among `files` by the files inside it,
-/// keeping at most [`MAX_ATTACHMENTS`] in all.
-pub fn expand(files: Vec<Attachment>) -> Vec<Attachment> {
-    let mut out: Vec<Attachment> = Vec::with_capacity(files.len());
+/// What the containers of a message held.
+#[derive(Debug, Default)]
+pub struct Expanded {
+    /// The attachments, each container replaced by the files inside it,
+    /// at most [`MAX_ATTACHMENTS`] in all.
+    pub files: Vec<Attachment>,
+    /// The plain-text body a container carried, if any.
+    pub body: Option<String>,
+}
+
+/// Replaces each TNEF container among `files` by the files inside it and
+/// finds the body it carries.
+pub fn expand(files: Vec<Attachment>) -> Expanded {
+    let mut out = Expanded::default();
     let others = files.iter().filter(|f| !is_tnef(f)).count();
     for file in files {
-        let room = MAX_ATTACHMENTS.saturating_sub(others.max(out.len()));
-        match is_tnef(&file)
-            .then(|| unpack(&file.content, room))
-            .flatten()
-        {
-            Some(inside) => out.extend(inside),
-            None => out.push(file),
+        if !is_tnef(&file) {
+            out.files.push(file);
+            continue;
+        }
+        if out.body.is_none() {
+            out.body = body(&file.content);
+        }
+        let room = MAX_ATTACHMENTS.saturating_sub(others.max(out.files.len()));
+        match unpack(&file.content, room) {
+            Some(inside) => out.files.extend(inside),
+            None => out.files.push(file),
         }
     }
-    out.truncate(MAX_ATTACHMENTS);
+    out.files.truncate(MAX_ATTACHMENTS);
     out
+}
+
+/// The `PR_BODY` among the message's MAPI properties (`attMsgProps`).
+fn body(container: &[u8]) -> Option<String> {
+    let reader = tnef::TnefReader::new(container).ok()?;
+    let code_page = reader.get_code_page();
+    for attribute in reader {
+        let (id, data) = attribute.ok()?;
+        if id == tnef::AttributeId::Message(tnef::MessageAttrId::MsgProps) {
+            return mapi::text_property(data, mapi::PR_BODY, code_page);
+        }
+    }
+    None
+}
+
+/// MAPI property streams (MS-OXTNEF 2.1.3.4), as far as reading one text
+/// property needs: every property is stepped over by its type's layout.
+mod mapi {
+    /// `PidTagBody`.
+    pub const PR_BODY: u16 = 0x1000;
+    const MULTI: u16 = 0x1000;
+
+    struct Cursor<'a>(&'a [u8]);
+
+    impl<'a> Cursor<'a> {
+        fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+            (self.0.len() >= n).then(|| {
+                let (taken, rest) = self.0.split_at(n);
+                self.0 = rest;
+                taken
+            })
+        }
+
+        fn u16(&mut self) -> Option<u16> {
+            self.take(2).map(|b| u16::from_le_bytes([b[0], b[1]]))
+        }
+
+        fn u32(&mut self) -> Option<u32> {
+            self.take(4)
+                .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        }
+
+        /// A length-prefixed value padded to four bytes.
+        fn counted(&mut self) -> Option<&'a [u8]> {
+            let len = usize::try_from(self.u32()?).ok()?;
+            let value = self.take(len)?;
+            self.take((4 - len % 4) % 4)?;
+            Some(value)
+        }
+    }
+
+    /// The text of property `wanted` in `props`; `None` when it is absent or
+    /// the stream holds a type this reader does not know.
+    pub fn text_property(props: &[u8], wanted: u16, code_page: u32) -> Option<String> {
+        let mut at = Cursor(props);
+        let count = at.u32()?;
+        for _ in 0..count {
+            let kind = at.u16()?;
+            let id = at.u16()?;
+            if id >= 0x8000 {
+                at.take(16)?;
+                match at.u32()? {
+                    0 => drop(at.u32()?),
+                    _ => drop(at.counted()?),
+                }
+            }
+            let values = if kind & MULTI != 0 || is_variable(kind) {
+                at.u32()?
+            } else {
+                1
+            };
+            for _ in 0..values {
+                let value = match fixed_size(kind & !MULTI) {
+                    Some(size) => at.take(size)?,
+                    None if is_variable(kind & !MULTI) => at.counted()?,
+                    None => return None,
+                };
+                if id == wanted {
+                    return decode(kind & !MULTI, value, code_page);
+                }
+            }
+        }
+        None
+    }
+
+    fn is_variable(kind: u16) -> bool {
+        matches!(kind, 0x000D | 0x001E | 0x001F | 0x0102)
+    }
+
+    /// Bytes a fixed-size value takes in the stream (padded to four).
+    fn fixed_size(kind: u16) -> Option<usize> {
+        match kind {
+            0x0002 | 0x0003 | 0x0004 | 0x000A | 0x000B => Some(4),
+            0x0005..=0x0007 | 0x0014 | 0x0040 => Some(8),
+            0x0048 => Some(16),
+            _ => None,
+        }
+    }
+
+    fn decode(kind: u16, value: &[u8], code_page: u32) -> Option<String> {
+        let text = match kind {
+            0x001F => {
+                let units: Vec<u16> = value
+                    .chunks_exact(2)
+                    .map(|c| u16::from_le_bytes([c[0], c[1]]))
+                    .collect();
+                String::from_utf16_lossy(&units)
+            }
+            0x001E => {
+                let label = format!("windows-{code_page}");
+                let encoding = encoding_rs::Encoding::for_label(label.as_bytes())
+                    .unwrap_or(encoding_rs::WINDOWS_1252);
+                encoding.decode(value).0.into_owned()
+            }
+            _ => return None,
+        };
+        let text = text.trim_end_matches('\0').trim().to_string();
+        (!text.is_empty()).then_some(text)
+    }
 }
 
 /// A MIME type for a file name inside a container, which carries none.
@@ -137,10 +271,46 @@ pub(crate) mod tests {
         }
     }
 
+    /// `attMsgProps` holding a flag and `PR_BODY` as UTF-16.
+    fn props_with_body(text: &str) -> Vec<u8> {
+        let mut props = 2u32.to_le_bytes().to_vec();
+        props.extend_from_slice(&[0x0b, 0x00, 0x57, 0x00, 1, 0, 0, 0]);
+        props.extend_from_slice(&0x001fu16.to_le_bytes());
+        props.extend_from_slice(&0x1000u16.to_le_bytes());
+        props.extend_from_slice(&1u32.to_le_bytes());
+        let mut value: Vec<u8> = text.encode_utf16().flat_map(u16::to_le_bytes).collect();
+        value.extend_from_slice(&[0, 0]);
+        props.extend_from_slice(&u32::try_from(value.len()).expect("small").to_le_bytes());
+        let padding = (4 - value.len() % 4) % 4;
+        props.extend(value);
+        props.extend(std::iter::repeat_n(0, padding));
+        props
+    }
+
+    #[test]
+    fn the_body_among_the_mapi_properties_is_the_text() {
+        let mut data = winmail(&[]);
+        data.extend(attribute(
+            1,
+            0x0006_9003,
+            &props_with_body("Grüße, the printer is fixed."),
+        ));
+        let expanded = expand(vec![container(data)]);
+        assert_eq!(
+            expanded.body.as_deref(),
+            Some("Grüße, the printer is fixed.")
+        );
+        let mut broken = props_with_body("x");
+        broken.truncate(broken.len() - 3);
+        let mut data = winmail(&[]);
+        data.extend(attribute(1, 0x0006_9003, &broken));
+        assert_eq!(expand(vec![container(data)]).body, None);
+    }
+
     #[test]
     fn the_files_inside_a_winmail_dat_become_attachments() {
         let data = winmail(&[("report.pdf", b"%PDF-1.4 x"), ("notes.txt", b"hello")]);
-        let files = expand(vec![container(data)]);
+        let files = expand(vec![container(data)]).files;
         let names: Vec<_> = files.iter().filter_map(|f| f.filename.as_deref()).collect();
         assert_eq!(names, ["report.pdf", "notes.txt"]);
         assert_eq!(files[0].content_type, "application/pdf");
@@ -151,13 +321,13 @@ pub(crate) mod tests {
     #[test]
     fn an_unreadable_or_empty_container_stays_as_it_came() {
         for content in [b"not tnef at all".to_vec(), winmail(&[])] {
-            let files = expand(vec![container(content.clone())]);
+            let files = expand(vec![container(content.clone())]).files;
             assert_eq!(files.len(), 1);
             assert_eq!(files[0].content, content);
         }
         let mut truncated = winmail(&[("a.txt", b"abc")]);
         truncated.truncate(truncated.len() - 7);
-        assert_eq!(expand(vec![container(truncated)]).len(), 1);
+        assert_eq!(expand(vec![container(truncated)]).files.len(), 1);
     }
 
     #[test]
@@ -169,7 +339,7 @@ pub(crate) mod tests {
             .iter()
             .map(|(n, b)| (n.as_str(), b.as_slice()))
             .collect();
-        let files = expand(vec![container(winmail(&borrowed))]);
+        let files = expand(vec![container(winmail(&borrowed))]).files;
         assert_eq!(files.len(), MAX_ATTACHMENTS);
     }
 }
