@@ -278,21 +278,12 @@ pub async fn organization_by_id(
     Ok(row.map(Into::into))
 }
 
-/// The organization owning this mail domain, if any.
-pub async fn organization_by_domain(
-    conn: &mut Conn,
-    domain: &str,
-) -> Result<Option<Organization>, StoreError> {
-    let row: Option<OrganizationRow> = sqlx::query_as(
-        "SELECT o.id, o.name, o.parent_id, o.shares_tickets, o.language
-         FROM organizations o JOIN organization_domains d ON d.organization_id = o.id
-         WHERE d.domain = $1",
-    )
-    .bind(domain)
-    .fetch_optional(&mut *conn)
-    .await?;
-    Ok(row.map(Into::into))
-}
+/// The organization whose domain list holds the domain `$2`, or the
+/// closest parent domain of it (`labs.acme.test` before `acme.test`).
+const DOMAIN_OWNER: &str = "SELECT d.organization_id FROM organization_domains d
+     WHERE d.domain = $2
+        OR substr($2, length($2) - length(d.domain)) = '.' || d.domain
+     ORDER BY length(d.domain) DESC LIMIT 1";
 
 /// The organization's shared notification addresses, sorted.
 pub async fn organization_notify_addresses(
@@ -370,7 +361,7 @@ pub struct Identity {
 /// Who `email` is (see [`Identity`]); `domain` is its domain, for the
 /// organization of an address that is no contact.
 pub async fn identify(conn: &mut Conn, email: &str, domain: &str) -> Result<Identity, StoreError> {
-    let row: IdentityRow = sqlx::query_as(
+    let row: IdentityRow = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT a.id AS agent_id, a.email AS agent_email, a.name AS agent_name,
                 a.active AS agent_active, a.is_admin AS agent_is_admin,
                 c.id AS contact_id, c.email AS contact_email, c.name AS contact_name,
@@ -383,9 +374,9 @@ pub async fn identify(conn: &mut Conn, email: &str, domain: &str) -> Result<Iden
          LEFT JOIN contacts c ON c.email = $1
          LEFT JOIN organizations o ON o.id = CASE
              WHEN c.id IS NOT NULL THEN c.organization_id
-             ELSE (SELECT d.organization_id FROM organization_domains d WHERE d.domain = $2)
-         END",
-    )
+             ELSE ({DOMAIN_OWNER})
+         END"
+    )))
     .bind(email)
     .bind(domain)
     .fetch_one(&mut *conn)

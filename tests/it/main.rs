@@ -3,6 +3,7 @@
 mod agents;
 mod cli;
 mod daemon;
+mod directory;
 mod durability;
 mod fixtures;
 mod full_disk;
