@@ -4,7 +4,6 @@
 use clap::Subcommand;
 use serde::Serialize;
 use ticketd::ingest::admin;
-use ticketd::ingest::service::Actor;
 use ticketd::store::now;
 use ticketd::store::outbox::{self, BounceFlag};
 
@@ -77,7 +76,7 @@ pub async fn run(ctx: &Ctx, cmd: AddressCommand) -> Result<(), CliError> {
         }
         AddressCommand::Clear { address } => {
             let address = email_address(&address)?;
-            let cleared = admin::clear_bounce_flag(&mut conn, &address, Actor::OPERATOR, now())
+            let cleared = admin::clear_bounce_flag(&mut conn, &address, ctx.operator(), now())
                 .await
                 .context("cannot clear the flag")?;
             if !cleared {

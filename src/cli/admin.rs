@@ -3,7 +3,6 @@
 use clap::Subcommand;
 use ticketd::config::Role;
 use ticketd::ingest::admin::{self, NewAgent, NewOrganization};
-use ticketd::ingest::service::Actor;
 use ticketd::mail::address;
 use ticketd::store::directory::{self, ContactState, NewContact};
 use ticketd::store::{Store, now};
@@ -152,7 +151,7 @@ pub async fn run_org(ctx: &Ctx, cmd: OrgCommand) -> Result<(), CliError> {
                 notify: &notify,
             };
             let id = in_transaction(&store, async |tx| {
-                admin::add_organization(tx, &org, Actor::OPERATOR, now()).await
+                admin::add_organization(tx, &org, ctx.operator(), now()).await
             })
             .await
             .context("cannot add the organization")?;
@@ -226,7 +225,7 @@ pub async fn run_contact(ctx: &Ctx, cmd: ContactCommand) -> Result<(), CliError>
                     roles,
                     language,
                 };
-                admin::add_contact(tx, &contact, Actor::OPERATOR, now()).await
+                admin::add_contact(tx, &contact, ctx.operator(), now()).await
             })
             .await
             .context("cannot add the contact")?;
@@ -255,12 +254,14 @@ pub async fn run_contact(ctx: &Ctx, cmd: ContactCommand) -> Result<(), CliError>
             print_contacts(&list);
             Ok(())
         }
-        ContactCommand::Lock { email } => set_state(&store, &email, ContactState::Locked).await,
+        ContactCommand::Lock { email } => {
+            set_state(ctx, &store, &email, ContactState::Locked).await
+        }
         ContactCommand::Unlock { email } | ContactCommand::Activate { email } => {
-            set_state(&store, &email, ContactState::Active).await
+            set_state(ctx, &store, &email, ContactState::Active).await
         }
         ContactCommand::Deactivate { email } => {
-            set_state(&store, &email, ContactState::Inactive).await
+            set_state(ctx, &store, &email, ContactState::Inactive).await
         }
     }
 }
@@ -282,10 +283,15 @@ fn print_contacts(list: &[directory::ContactListing]) {
     }
 }
 
-async fn set_state(store: &Store, email: &str, state: ContactState) -> Result<(), CliError> {
+async fn set_state(
+    ctx: &Ctx,
+    store: &Store,
+    email: &str,
+    state: ContactState,
+) -> Result<(), CliError> {
     let email = email_address(email)?;
     let old = in_transaction(store, async |tx| {
-        admin::set_contact_state(tx, &email, state, Actor::OPERATOR, now()).await
+        admin::set_contact_state(tx, &email, state, ctx.operator(), now()).await
     })
     .await
     .context("cannot change the contact")?;
@@ -305,7 +311,7 @@ pub async fn run_agent(ctx: &Ctx, cmd: AgentCommand) -> Result<(), CliError> {
                 is_admin: admin,
             };
             in_transaction(&store, async |tx| {
-                admin::add_agent(tx, &agent, Actor::OPERATOR, now()).await
+                admin::add_agent(tx, &agent, ctx.operator(), now()).await
             })
             .await
             .context("cannot add the agent")?;

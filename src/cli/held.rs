@@ -6,8 +6,7 @@ use clap::Subcommand;
 use serde::Serialize;
 use ticketd::blobs::BlobStore;
 use ticketd::ingest::admin;
-use ticketd::ingest::load_raw;
-use ticketd::ingest::service::Actor;
+use ticketd::ingest::{Release, load_raw};
 use ticketd::mail::RawMessage;
 use ticketd::store::intake::{self, HeldMessage};
 use ticketd::store::{Store, StoreError, now};
@@ -91,7 +90,7 @@ pub async fn run(ctx: &Ctx, cmd: HeldCommand) -> Result<(), CliError> {
         HeldCommand::List { all, limit, json } => list(&store, all, limit, json).await,
         HeldCommand::Show { id, raw, json } => show(ctx, &store, id, raw, json).await,
         HeldCommand::Release { id } => release(ctx, &store, id).await,
-        HeldCommand::Discard { id } => discard(&store, id).await,
+        HeldCommand::Discard { id } => discard(ctx, &store, id).await,
     }
 }
 
@@ -192,7 +191,10 @@ async fn show(ctx: &Ctx, store: &Store, id: i64, raw: bool, json: bool) -> Resul
 async fn release(ctx: &Ctx, store: &Store, id: i64) -> Result<(), CliError> {
     let pipeline = super::pipeline(ctx, store).await?;
     let report = pipeline
-        .release(id)
+        .release(Release {
+            held_id: id,
+            by: ctx.operator(),
+        })
         .await
         .context("cannot release the message")?;
     match (report.outcome.as_str(), report.ticket) {
@@ -207,9 +209,9 @@ async fn release(ctx: &Ctx, store: &Store, id: i64) -> Result<(), CliError> {
 }
 
 /// `held discard`: off the review list; its raw copy is kept.
-async fn discard(store: &Store, id: i64) -> Result<(), CliError> {
+async fn discard(ctx: &Ctx, store: &Store, id: i64) -> Result<(), CliError> {
     in_transaction(store, async |tx| {
-        admin::discard_held(tx, id, Actor::OPERATOR, now()).await
+        admin::discard_held(tx, id, ctx.operator(), now()).await
     })
     .await
     .context("cannot discard the message")?;

@@ -2,6 +2,7 @@
 
 mod address;
 mod admin;
+mod audit;
 mod error;
 mod held;
 mod ingest;
@@ -24,6 +25,7 @@ use ticketd::config::{self, Settings};
 use ticketd::store::{Store, StoreError};
 
 use error::{CliError, Context};
+use ticketd::ingest::service::Actor;
 
 /// Exit codes from sysexits.h, which MTAs (Postfix `pipe`, procmail) understand.
 pub mod exit {
@@ -111,6 +113,8 @@ pub enum Command {
     /// Addresses flagged after a proven delivery failure: list and clear.
     #[command(subcommand)]
     Address(address::AddressCommand),
+    /// The audit log: who changed what and when, with the old and new value.
+    Audit(audit::AuditArgs),
     /// Preview notification templates.
     #[command(subcommand)]
     Template(template::TemplateCommand),
@@ -130,9 +134,18 @@ pub enum ConfigCommand {
 /// Settings and the file they came from, shared by every command.
 pub struct Ctx {
     pub settings: Arc<Settings>,
+    /// Who runs the command, as the audit log names them.
+    pub operator: String,
 }
 
 impl Ctx {
+    /// The operator as the actor of a change.
+    pub fn operator(&self) -> Actor<'_> {
+        Actor {
+            name: &self.operator,
+        }
+    }
+
     /// Opens (and migrates) the store.
     pub async fn store(&self) -> Result<Store, CliError> {
         Store::open(&self.settings.store)
@@ -263,7 +276,10 @@ pub fn run(cli: Cli) -> ExitCode {
             return failed(exit::SOFTWARE);
         }
     };
-    let ctx = Ctx { settings };
+    let ctx = Ctx {
+        settings,
+        operator: ticketd::ingest::service::operator_name(),
+    };
     let dispatch = move || {
         let result = runtime.block_on(async move {
             match cli.command {
@@ -275,6 +291,7 @@ pub fn run(cli: Cli) -> ExitCode {
                 Command::Held(cmd) => held::run(&ctx, cmd).await,
                 Command::Outbox(cmd) => outbox::run(&ctx, cmd).await,
                 Command::Address(cmd) => address::run(&ctx, cmd).await,
+                Command::Audit(args) => audit::run(&ctx, args).await,
                 Command::Template(cmd) => template::run(&ctx, cmd).await,
                 Command::Migrate => migrate(&ctx).await,
                 Command::Run => ticketd::daemon::run(ctx.settings.clone())

@@ -255,7 +255,14 @@ async fn changed(ctx: &Ctx, store: &Store, cmd: TicketCommand) -> Result<(), Cli
     };
     let result = async {
         let mut tx = store.begin().await?;
-        let said = change(&service, &mut tx, &cmd, note_text.as_deref()).await?;
+        let said = change(
+            &service,
+            &mut tx,
+            &cmd,
+            note_text.as_deref(),
+            ctx.operator(),
+        )
+        .await?;
         tx.commit().await.map_err(StoreError::from)?;
         Ok::<_, ServiceError>(said)
     };
@@ -269,8 +276,8 @@ async fn change(
     conn: &mut Conn,
     cmd: &TicketCommand,
     note_text: Option<&str>,
+    operator: Actor<'_>,
 ) -> Result<String, ServiceError> {
-    let operator = Actor::OPERATOR;
     Ok(match cmd {
         TicketCommand::SetStatus { id, status } => {
             match service

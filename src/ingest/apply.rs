@@ -17,6 +17,13 @@ use crate::store::queues::Queue;
 use crate::store::tickets::{self, NewTicket};
 use crate::store::{Conn, outbox};
 
+/// A held message an operator released, and who did.
+#[derive(Debug, Clone, Copy)]
+pub struct Release<'a> {
+    pub held_id: i64,
+    pub by: Actor<'a>,
+}
+
 /// What `apply` needs besides the decision.
 pub struct Input<'a> {
     pub mail: &'a InboundMail,
@@ -25,7 +32,7 @@ pub struct Input<'a> {
     /// The subject a new ticket gets (tag removed).
     pub new_subject: &'a str,
     /// Set when an operator released this held message.
-    pub released_from: Option<i64>,
+    pub released: Option<Release<'a>>,
     /// An agent's words without the command lines (for anyone else: unused).
     pub agent_text: &'a str,
     /// The customer's mail an agent forwarded, for [`Decision::CreateForwarded`].
@@ -439,7 +446,7 @@ async fn hold(
 ) -> Result<Report, IngestError> {
     let now = input.service.now;
     let notifier = input.service.notifier;
-    let held_id = match input.released_from {
+    let held_id = match input.released.map(|r| r.held_id) {
         Some(id) => {
             intake::update_hold_reason(conn, id, code, reason).await?;
             id
@@ -462,7 +469,7 @@ async fn hold(
                 conn,
                 &Event {
                     held_id: Some(id),
-                    actor: Actor::PIPELINE.name,
+                    actor: Actor::SYSTEM.name,
                     action: "message_held",
                     new_value: Some(code.as_str()),
                     ..Event::default()
@@ -517,7 +524,7 @@ async fn flag_bounced(
             conn,
             &Event {
                 ticket_id,
-                actor: Actor::PIPELINE.name,
+                actor: Actor::SYSTEM.name,
                 action: "address_bounced",
                 new_value: Some(address),
                 ..Event::default()
@@ -551,7 +558,7 @@ async fn resolve_author(
                 roles: vec![Role::Support],
                 language: None,
             };
-            let id = admin::add_contact(conn, &new, Actor::PIPELINE, now).await?;
+            let id = admin::add_contact(conn, &new, Actor::SYSTEM, now).await?;
             let mut identity = people.get(email).cloned().unwrap_or_default();
             identity.contact = Some(Contact {
                 id,
@@ -583,7 +590,7 @@ async fn finish_release(
     input: &Input<'_>,
     ticket_id: i64,
 ) -> Result<(), IngestError> {
-    let Some(held_id) = input.released_from else {
+    let Some(Release { held_id, by }) = input.released else {
         return Ok(());
     };
     intake::resolve_held(
@@ -600,7 +607,7 @@ async fn finish_release(
         &Event {
             ticket_id: Some(ticket_id),
             held_id: Some(held_id),
-            actor: Actor::OPERATOR.name,
+            actor: by.name,
             action: "message_released",
             new_value: Some(&ticket),
             ..Event::default()

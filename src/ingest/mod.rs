@@ -35,6 +35,7 @@ use crate::store::durable::Durability;
 use crate::store::tickets::Priority;
 use crate::store::writer::Writer;
 use crate::store::{Conn, Store, StoreError, checkpoint, directory, now, secrets};
+pub use apply::Release;
 use decide::{AgentCheck, Context, HoldCode, Sender};
 use service::TicketService;
 
@@ -571,8 +572,8 @@ impl Pipeline {
     /// Runs a held message through the pipeline again, as approved by an
     /// operator: an unknown sender is accepted and the size limit lifted; a
     /// locked contact, a missing role or automatic mail still hold it.
-    pub async fn release(&self, held_id: i64) -> Result<Report, IngestError> {
-        self.write(async |conn| self.release_on(conn, held_id).await)
+    pub async fn release(&self, release: Release<'_>) -> Result<Report, IngestError> {
+        self.write(async |conn| self.release_on(conn, release).await)
             .await
     }
 
@@ -634,7 +635,7 @@ impl Pipeline {
             classification: Classification::Normal,
             queue,
             new_subject: &new_subject,
-            released_from: None,
+            released: None,
             agent_text: "",
             forwarded: None,
             rejected: &[],
@@ -647,7 +648,12 @@ impl Pipeline {
         Ok(report)
     }
 
-    async fn release_on(&self, conn: &mut Conn, held_id: i64) -> Result<Report, IngestError> {
+    async fn release_on(
+        &self,
+        conn: &mut Conn,
+        release: Release<'_>,
+    ) -> Result<Report, IngestError> {
+        let held_id = release.held_id;
         let mut tx = self.store.begin_on(conn).await?;
         let held = intake::held(&mut tx, held_id)
             .await?
@@ -675,7 +681,7 @@ impl Pipeline {
                 &mut tx,
                 &mail,
                 agent_check.as_ref(),
-                Some(held_id),
+                Some(release),
                 held_queue,
             )
             .await?;
@@ -714,7 +720,7 @@ impl Pipeline {
         conn: &mut Conn,
         mail: &InboundMail,
         agent_check: Option<&AgentCheck>,
-        released_from: Option<i64>,
+        released: Option<Release<'_>>,
         forced: Option<&Queue>,
     ) -> Result<Report, IngestError> {
         let classification = classify(mail, &self.own_addresses);
@@ -796,7 +802,7 @@ impl Pipeline {
             unknown_sender: self.settings.tickets.unknown_sender,
             cc_policy: self.settings.tickets.cc_participants,
             max_participants: self.settings.tickets.max_participants_per_message,
-            operator_approved: released_from.is_some(),
+            operator_approved: released.is_some(),
             bounce_of: bounce_of.as_ref(),
             parse_failure: mail.parse_failure.as_deref(),
             agent_check,
@@ -815,7 +821,7 @@ impl Pipeline {
             classification,
             queue,
             new_subject: &new_subject,
-            released_from,
+            released,
             agent_text: &agent_text,
             forwarded: forwarded.as_ref(),
             rejected: &parsed.errors,

@@ -28,15 +28,24 @@ pub enum ServiceError {
 /// Who makes a change, as the audit log names them.
 #[derive(Debug, Clone, Copy)]
 pub struct Actor<'a> {
-    /// `ticketd`, `operator`, or the address of the agent or contact.
+    /// `system`, the operator's user name, or the address of the agent or contact.
     pub name: &'a str,
 }
 
 impl Actor<'static> {
-    /// The pipeline itself.
-    pub const PIPELINE: Actor<'static> = Actor { name: "ticketd" };
-    /// An operator at the command line.
-    pub const OPERATOR: Actor<'static> = Actor { name: "operator" };
+    /// ticketd itself: the pipeline's and the daemon's own changes.
+    pub const SYSTEM: Actor<'static> = Actor { name: "system" };
+}
+
+/// The operator at the command line, as the audit log names them: the user
+/// who ran `sudo` (`SUDO_USER`), else the user (`USER`), else `operator`.
+pub fn operator_name() -> String {
+    ["SUDO_USER", "USER"]
+        .iter()
+        .filter_map(|key| std::env::var(key).ok())
+        .map(|name| name.trim().to_string())
+        .find(|name| !name.is_empty())
+        .unwrap_or_else(|| "operator".to_string())
 }
 
 /// A ticket to open.

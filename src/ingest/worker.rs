@@ -46,10 +46,6 @@ enum JobKind {
         queue: Option<String>,
         reply: oneshot::Sender<Result<Report, IngestError>>,
     },
-    Release {
-        held_id: i64,
-        reply: oneshot::Sender<Result<Report, IngestError>>,
-    },
     Hold {
         raw: Arc<RawMessage>,
         source: String,
@@ -219,12 +215,6 @@ impl IngestWorker {
         Ok(self.durability.sync().await?)
     }
 
-    /// Releases a held message (see [`Pipeline::release`]).
-    pub async fn release(&self, held_id: i64) -> Result<Report, IngestError> {
-        let (reply, answer) = oneshot::channel();
-        self.send(JobKind::Release { held_id, reply }, answer).await
-    }
-
     /// Ingests a message from a daemon's source; one that fails for a reason
     /// trying again cannot fix (a bug, not a full disk) is kept as a held
     /// message (`unprocessable`) rather than retried forever. An error is
@@ -308,9 +298,6 @@ async fn run_job(pipeline: &Pipeline, kind: JobKind) {
                 .ingest_mail(&raw, &mail, &source, queue.as_deref())
                 .await;
             let _ = reply.send(report);
-        }
-        JobKind::Release { held_id, reply } => {
-            let _ = reply.send(pipeline.release(held_id).await);
         }
         JobKind::Hold {
             raw,

@@ -589,7 +589,7 @@ fn audit_log_records_creation_status_and_holds(backend: Backend) {
             ),
             (
                 "status_changed".to_string(),
-                "operator".to_string(),
+                crate::support::OPERATOR.to_string(),
                 "pending".to_string()
             ),
             (
@@ -747,7 +747,7 @@ fn operators_assign_prioritize_note_and_merge_through_the_same_service(backend: 
         .collect();
     for action in ["assigned", "priority_changed", "merged_from"] {
         assert!(
-            events.contains(&(action.to_string(), "operator".to_string())),
+            events.contains(&(action.to_string(), crate::support::OPERATOR.to_string())),
             "{action}: {events:?}"
         );
     }

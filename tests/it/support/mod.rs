@@ -29,6 +29,9 @@ pub enum Backend {
     Postgres,
 }
 
+/// The user name the tests' commands run as, which the audit log shows.
+pub const OPERATOR: &str = "ops-jane";
+
 /// One ticketd installation in a temporary directory.
 pub struct Env {
     pub dir: tempfile::TempDir,
@@ -98,6 +101,8 @@ impl Env {
             None => Command::new(BIN),
         };
         cmd.arg("--config").arg(&self.config);
+        // The audit log names the operator by user name.
+        cmd.env("USER", OPERATOR).env_remove("SUDO_USER");
         cmd.env_remove("TICKETD_CONFIG");
         for (key, _) in std::env::vars() {
             if key.starts_with("TICKETD__") {
