@@ -175,6 +175,7 @@ pub async fn run(ctx: &Ctx, cmd: TicketCommand) -> Result<(), CliError> {
                 organization_id,
                 assignee_id,
                 priority,
+                requester: None,
             };
             let rows = paging.rows(json);
             let mut list = tickets::list(&mut conn, &filter, paging::fetch(rows))

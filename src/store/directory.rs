@@ -285,6 +285,158 @@ const DOMAIN_OWNER: &str = "SELECT d.organization_id FROM organization_domains d
         OR substr($2, length($2) - length(d.domain)) = '.' || d.domain
      ORDER BY length(d.domain) DESC LIMIT 1";
 
+/// Writes an organization's own row as `org` holds it (its name, parent,
+/// sharing and language).
+pub async fn update_organization(conn: &mut Conn, org: &Organization) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE organizations SET name = $1, parent_id = $2, shares_tickets = $3, language = $4
+         WHERE id = $5",
+    )
+    .bind(&org.name)
+    .bind(org.parent_id)
+    .bind(flag(org.shares_tickets))
+    .bind(&org.language)
+    .bind(org.id)
+    .execute(&mut *conn)
+    .await
+    .map_err(|e| {
+        conflict(e, || {
+            format!("an organization named `{}` exists already", org.name)
+        })
+    })?;
+    Ok(())
+}
+
+/// Takes a domain off an organization's list; false when it was not on it.
+pub async fn remove_organization_domain(
+    conn: &mut Conn,
+    organization_id: i64,
+    domain: &str,
+) -> Result<bool, StoreError> {
+    let done =
+        sqlx::query("DELETE FROM organization_domains WHERE organization_id = $1 AND domain = $2")
+            .bind(organization_id)
+            .bind(domain)
+            .execute(&mut *conn)
+            .await?;
+    Ok(done.rows_affected() > 0)
+}
+
+/// Takes a shared address off an organization; false when it was not there.
+pub async fn remove_organization_notify_address(
+    conn: &mut Conn,
+    organization_id: i64,
+    address: &str,
+) -> Result<bool, StoreError> {
+    let done = sqlx::query(
+        "DELETE FROM organization_notify_addresses WHERE organization_id = $1 AND address = $2",
+    )
+    .bind(organization_id)
+    .bind(address)
+    .execute(&mut *conn)
+    .await?;
+    Ok(done.rows_affected() > 0)
+}
+
+/// The organization's mail domains, sorted.
+pub async fn organization_domains(
+    conn: &mut Conn,
+    organization_id: i64,
+) -> Result<Vec<String>, StoreError> {
+    Ok(sqlx::query_scalar(
+        "SELECT domain FROM organization_domains WHERE organization_id = $1 ORDER BY domain",
+    )
+    .bind(organization_id)
+    .fetch_all(&mut *conn)
+    .await?)
+}
+
+/// What refers to an organization.
+#[derive(Debug, Clone, Default, Serialize, FromRow)]
+pub struct Usage {
+    pub contacts: i64,
+    pub tickets: i64,
+    pub open_tickets: i64,
+    pub children: i64,
+}
+
+/// How many contacts, tickets (open ones: not solved or closed) and child
+/// organizations refer to the organization.
+pub async fn organization_usage(
+    conn: &mut Conn,
+    organization_id: i64,
+) -> Result<Usage, StoreError> {
+    Ok(sqlx::query_as(
+        "SELECT (SELECT COUNT(*) FROM contacts WHERE organization_id = $1) AS contacts,
+                (SELECT COUNT(*) FROM tickets WHERE organization_id = $1) AS tickets,
+                (SELECT COUNT(*) FROM tickets WHERE organization_id = $1
+                    AND status NOT IN ('solved', 'closed')) AS open_tickets,
+                (SELECT COUNT(*) FROM organizations WHERE parent_id = $1) AS children",
+    )
+    .bind(organization_id)
+    .fetch_one(&mut *conn)
+    .await?)
+}
+
+/// The names of the organization's direct children, sorted.
+pub async fn organization_children(
+    conn: &mut Conn,
+    organization_id: i64,
+) -> Result<Vec<String>, StoreError> {
+    Ok(
+        sqlx::query_scalar("SELECT name FROM organizations WHERE parent_id = $1 ORDER BY name")
+            .bind(organization_id)
+            .fetch_all(&mut *conn)
+            .await?,
+    )
+}
+
+/// Deletes an organization with its domains and shared addresses; the
+/// caller checks first that nothing else refers to it.
+pub async fn delete_organization(conn: &mut Conn, organization_id: i64) -> Result<(), StoreError> {
+    sqlx::query("DELETE FROM organization_domains WHERE organization_id = $1")
+        .bind(organization_id)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query("DELETE FROM organization_notify_addresses WHERE organization_id = $1")
+        .bind(organization_id)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query("DELETE FROM organizations WHERE id = $1")
+        .bind(organization_id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// Writes a contact's row as `contact` holds it (all but its state), at `now`.
+pub async fn update_contact(
+    conn: &mut Conn,
+    contact: &Contact,
+    now: i64,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE contacts SET email = $1, name = $2, organization_id = $3, roles = $4,
+                             language = $5, updated_at = $6
+         WHERE id = $7",
+    )
+    .bind(&contact.email)
+    .bind(&contact.name)
+    .bind(contact.organization_id)
+    .bind(roles_text(&contact.roles))
+    .bind(&contact.language)
+    .bind(now)
+    .bind(contact.id)
+    .execute(&mut *conn)
+    .await
+    .map_err(|e| {
+        conflict(e, || {
+            format!("a contact `{}` exists already", contact.email)
+        })
+    })?;
+    Ok(())
+}
+
 /// The organization's shared notification addresses, sorted.
 pub async fn organization_notify_addresses(
     conn: &mut Conn,

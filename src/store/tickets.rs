@@ -216,6 +216,23 @@ pub struct Filter {
     pub organization_id: Option<i64>,
     pub assignee_id: Option<i64>,
     pub priority: Option<Priority>,
+    /// Only tickets this address asked.
+    pub requester: Option<String>,
+}
+
+/// Moves the tickets a person asked and takes part in from address `old` to `new`.
+pub async fn move_person(conn: &mut Conn, old: &str, new: &str) -> Result<(), StoreError> {
+    sqlx::query("UPDATE participants SET email = $2 WHERE email = $1")
+        .bind(old)
+        .bind(new)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query("UPDATE tickets SET requester_email = $2 WHERE requester_email = $1")
+        .bind(old)
+        .bind(new)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
 }
 
 /// Tickets, newest first, as `filter` says; at most `limit` of them when given.
@@ -229,6 +246,7 @@ pub async fn list(
             AND ($2 IS NULL OR t.organization_id = $2)
             AND ($3 IS NULL OR t.assignee_id = $3)
             AND ($4 IS NULL OR t.priority = $4)
+            AND ($6 IS NULL OR t.requester_email = $6)
          ORDER BY t.id DESC LIMIT $5"
     )))
     .bind(filter.status.map(Status::as_str))
@@ -236,6 +254,7 @@ pub async fn list(
     .bind(filter.assignee_id)
     .bind(filter.priority.map(Priority::as_str))
     .bind(limit.unwrap_or(i64::MAX))
+    .bind(filter.requester.as_deref())
     .fetch_all(&mut *conn)
     .await?;
     rows.into_iter().map(Ticket::try_from).collect()

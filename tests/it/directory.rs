@@ -97,4 +97,114 @@ fn the_audit_log_names_who_changed_what(backend: Backend) {
 on_both_backends!(
     the_most_specific_domain_names_an_unknown_senders_organization,
     the_audit_log_names_who_changed_what,
+    organizations_and_contacts_are_edited_shown_and_removed_with_care,
 );
+
+fn organizations_and_contacts_are_edited_shown_and_removed_with_care(backend: Backend) {
+    let env = Env::new(backend).with_acme();
+    env.ok(&["org", "add", "Acme Group"]);
+    env.ok(&["org", "add", "Acme Labs", "--parent", "Acme"]);
+    env.ok(&[
+        "org",
+        "edit",
+        "Acme",
+        "--domain",
+        "+acme.test",
+        "--domain",
+        "-acme.example",
+        "--parent",
+        "Acme Group",
+        "--shares-tickets",
+        "true",
+        "--notify",
+        "-helpdesk@acme.example",
+    ]);
+    let shown = env.json(&["org", "show", "Acme", "--json"]);
+    assert_eq!(shown["domains"], serde_json::json!(["acme.test"]));
+    assert_eq!(shown["parent"], "Acme Group");
+    assert_eq!(shown["children"], serde_json::json!(["Acme Labs"]));
+    assert_eq!(shown["shares_tickets"], true);
+    assert_eq!(shown["notify"], serde_json::json!([]));
+    assert_eq!(shown["contacts"], 1);
+    // A cycle of parents is refused and changes nothing.
+    let cycle = env.run(&["org", "edit", "Acme Group", "--parent", "Acme Labs"]);
+    assert_eq!(cycle.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&cycle.stderr).contains("cycle"));
+    assert_eq!(
+        env.json(&["org", "show", "Acme Group", "--json"])["parent"],
+        serde_json::Value::Null
+    );
+    // Removing what is in use says what uses it; an unused one goes.
+    let report = env.ingest(&Msg::new("jane@acme.example", "Printer", "r1@acme").bytes());
+    ticket_of(&report);
+    let refused = env.run(&["org", "remove", "Acme"]);
+    assert_eq!(refused.status.code(), Some(1));
+    let why = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        why.contains("1 contact(s), 1 ticket(s), 1 child organization(s)"),
+        "{why}"
+    );
+    env.ok(&["org", "remove", "Acme Labs"]);
+    assert_eq!(
+        env.run(&["org", "show", "Acme Labs"]).status.code(),
+        Some(1)
+    );
+
+    // One address is one contact, in any case, and the refusal names the holder.
+    env.ok(&["contact", "add", "omar@acme.test", "--org", "Acme"]);
+    for taken in [
+        vec!["contact", "add", "JANE@acme.example"],
+        vec![
+            "contact",
+            "edit",
+            "omar@acme.test",
+            "--email",
+            "Jane <jane@ACME.example>",
+        ],
+    ] {
+        let out = env.run(&taken);
+        assert_eq!(out.status.code(), Some(1), "{taken:?}");
+        let why = String::from_utf8_lossy(&out.stderr);
+        assert!(why.contains("Jane Doe") && why.contains("Acme"), "{why}");
+    }
+    env.ok(&[
+        "contact",
+        "edit",
+        "jane@acme.example",
+        "--role",
+        "+billing",
+        "--role",
+        "-support",
+        "--name",
+        "Jane Q. Doe",
+        "--email",
+        "jane.doe@acme.example",
+    ]);
+    let jane = env.json(&["contact", "show", "jane.doe@acme.example", "--json"]);
+    assert_eq!(jane["roles"], serde_json::json!(["billing"]));
+    assert_eq!(jane["name"], "Jane Q. Doe");
+    assert_eq!(jane["organization"], "Acme");
+    // Her ticket moved with her address.
+    assert_eq!(jane["tickets"].as_array().map(Vec::len), Some(1), "{jane}");
+    let actions: Vec<&str> = jane["audit"]
+        .as_array()
+        .expect("audit")
+        .iter()
+        .filter_map(|e| e["action"].as_str())
+        .collect();
+    for action in [
+        "contact_email_changed",
+        "contact_name_changed",
+        "contact_roles_changed",
+    ] {
+        assert!(actions.contains(&action), "{action}: {actions:?}");
+    }
+    let bad = env.run(&[
+        "contact",
+        "edit",
+        "jane.doe@acme.example",
+        "--role",
+        "billing",
+    ]);
+    assert_eq!(bad.status.code(), Some(64));
+}
