@@ -36,7 +36,7 @@ pub struct AuditArgs {
 }
 
 /// A date (midnight UTC) or an RFC 3339 time, as Unix seconds.
-fn parse_since(text: &str) -> Result<i64, String> {
+pub(super) fn parse_since(text: &str) -> Result<i64, String> {
     if let Ok(at) = chrono::DateTime::parse_from_rfc3339(text) {
         return Ok(at.timestamp());
     }

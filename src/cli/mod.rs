@@ -14,6 +14,7 @@ mod readme;
 mod service_user;
 mod template;
 mod ticket;
+mod transfer;
 
 use std::io::{IsTerminal, Read};
 use std::path::{Path, PathBuf};
@@ -115,6 +116,11 @@ pub enum Command {
     Address(address::AddressCommand),
     /// The audit log: who changed what and when, with the old and new value.
     Audit(audit::AuditArgs),
+    /// Organizations, contacts or tickets as CSV or JSON on standard output.
+    Export(transfer::ExportArgs),
+    /// Organizations or contacts from a CSV file.
+    #[command(subcommand)]
+    Import(transfer::ImportCommand),
     /// Preview notification templates.
     #[command(subcommand)]
     Template(template::TemplateCommand),
@@ -292,6 +298,8 @@ pub fn run(cli: Cli) -> ExitCode {
                 Command::Outbox(cmd) => outbox::run(&ctx, cmd).await,
                 Command::Address(cmd) => address::run(&ctx, cmd).await,
                 Command::Audit(args) => audit::run(&ctx, args).await,
+                Command::Export(args) => transfer::export(&ctx, args).await,
+                Command::Import(cmd) => transfer::import(&ctx, cmd).await,
                 Command::Template(cmd) => template::run(&ctx, cmd).await,
                 Command::Migrate => migrate(&ctx).await,
                 Command::Run => ticketd::daemon::run(ctx.settings.clone())

@@ -26,6 +26,9 @@ pub enum TicketCommand {
         /// Only tickets of this organization (by name).
         #[arg(long, value_name = "NAME")]
         org: Option<String>,
+        /// With --org: its child organizations' tickets too.
+        #[arg(long, requires = "org")]
+        with_children: bool,
         /// Only tickets assigned to this agent (by address).
         #[arg(long, value_name = "AGENT")]
         assignee: Option<String>,
@@ -148,6 +151,7 @@ pub async fn run(ctx: &Ctx, cmd: TicketCommand) -> Result<(), CliError> {
         TicketCommand::List {
             status,
             org,
+            with_children,
             assignee,
             priority,
             paging,
@@ -175,7 +179,8 @@ pub async fn run(ctx: &Ctx, cmd: TicketCommand) -> Result<(), CliError> {
                 organization_id,
                 assignee_id,
                 priority,
-                requester: None,
+                with_children,
+                ..Filter::default()
             };
             let rows = paging.rows(json);
             let mut list = tickets::list(&mut conn, &filter, paging::fetch(rows))

@@ -186,7 +186,7 @@ pub async fn discard_held(
 }
 
 /// `Conflict` when `email` is a contact's address, naming the contact and its organization.
-async fn address_free(conn: &mut Conn, email: &str) -> Result<(), StoreError> {
+pub async fn address_free(conn: &mut Conn, email: &str) -> Result<(), StoreError> {
     let Some(holder) = directory::contact_by_email(conn, email).await? else {
         return Ok(());
     };

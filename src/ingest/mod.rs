@@ -9,6 +9,7 @@ pub mod decide;
 #[cfg(feature = "dkim")]
 pub mod dkim;
 pub mod identify;
+pub mod import;
 pub mod route;
 pub mod service;
 pub mod thread;

@@ -437,6 +437,17 @@ pub async fn update_contact(
     Ok(())
 }
 
+/// The name of the organization whose list holds exactly `domain`, if any.
+pub async fn domain_owner(conn: &mut Conn, domain: &str) -> Result<Option<String>, StoreError> {
+    Ok(sqlx::query_scalar(
+        "SELECT o.name FROM organization_domains d JOIN organizations o ON o.id = d.organization_id
+         WHERE d.domain = $1",
+    )
+    .bind(domain)
+    .fetch_optional(&mut *conn)
+    .await?)
+}
+
 /// The organization's shared notification addresses, sorted.
 pub async fn organization_notify_addresses(
     conn: &mut Conn,

@@ -218,6 +218,10 @@ pub struct Filter {
     pub priority: Option<Priority>,
     /// Only tickets this address asked.
     pub requester: Option<String>,
+    /// With `organization_id`: its child organizations' tickets too.
+    pub with_children: bool,
+    /// Only tickets opened at or after this time (Unix seconds).
+    pub since: Option<i64>,
 }
 
 /// Moves the tickets a person asked and takes part in from address `old` to `new`.
@@ -243,7 +247,13 @@ pub async fn list(
 ) -> Result<Vec<Ticket>, StoreError> {
     let rows: Vec<TicketRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "{TICKET_SELECT} WHERE ($1 IS NULL OR t.status = $1)
-            AND ($2 IS NULL OR t.organization_id = $2)
+            AND ($2 IS NULL OR t.organization_id = $2
+                 OR ($7 = 1 AND t.organization_id IN (
+                     WITH RECURSIVE tree(id) AS (
+                         SELECT CAST($2 AS BIGINT)
+                         UNION SELECT c.id FROM organizations c JOIN tree ON c.parent_id = tree.id)
+                     SELECT id FROM tree)))
+            AND ($8 IS NULL OR t.created_at >= $8)
             AND ($3 IS NULL OR t.assignee_id = $3)
             AND ($4 IS NULL OR t.priority = $4)
             AND ($6 IS NULL OR t.requester_email = $6)
@@ -255,6 +265,8 @@ pub async fn list(
     .bind(filter.priority.map(Priority::as_str))
     .bind(limit.unwrap_or(i64::MAX))
     .bind(filter.requester.as_deref())
+    .bind(i64::from(filter.with_children))
+    .bind(filter.since)
     .fetch_all(&mut *conn)
     .await?;
     rows.into_iter().map(Ticket::try_from).collect()

@@ -98,6 +98,8 @@ on_both_backends!(
     the_most_specific_domain_names_an_unknown_senders_organization,
     the_audit_log_names_who_changed_what,
     organizations_and_contacts_are_edited_shown_and_removed_with_care,
+    the_directory_goes_out_as_csv_and_comes_back_unchanged,
+    a_bad_csv_reports_every_bad_line_and_changes_nothing,
 );
 
 fn organizations_and_contacts_are_edited_shown_and_removed_with_care(backend: Backend) {
@@ -207,4 +209,120 @@ fn organizations_and_contacts_are_edited_shown_and_removed_with_care(backend: Ba
         "billing",
     ]);
     assert_eq!(bad.status.code(), Some(64));
+}
+
+fn the_directory_goes_out_as_csv_and_comes_back_unchanged(backend: Backend) {
+    let source = Env::new(backend);
+    source.ok(&[
+        "org",
+        "add",
+        "Group",
+        "--domain",
+        "group.test",
+        "--language",
+        "fr",
+    ]);
+    source.ok(&[
+        "org",
+        "add",
+        "Acme",
+        "--parent",
+        "Group",
+        "--domain",
+        "acme.test",
+        "--shares-tickets",
+    ]);
+    source.ok(&[
+        "org",
+        "add",
+        "Acme Labs",
+        "--parent",
+        "Acme",
+        "--notify",
+        "labs@acme.test",
+    ]);
+    for (email, state, role) in [
+        ("ann@acme.test", None, "admin"),
+        ("bob@acme.test", Some("lock"), "billing"),
+        ("cy@acme.test", Some("deactivate"), "license"),
+        ("dee@group.test", None, "support"),
+    ] {
+        source.ok(&[
+            "contact", "add", email, "--org", "Acme", "--role", role, "--role", "support",
+            "--name", "A, \"B\"",
+        ]);
+        if let Some(state) = state {
+            source.ok(&["contact", state, email]);
+        }
+    }
+    let orgs = source.ok(&["export", "orgs"]);
+    let contacts = source.ok(&["export", "contacts"]);
+    assert!(
+        orgs.starts_with("name,parent,domains,shares_tickets,notify,language\n"),
+        "{orgs}"
+    );
+    assert!(
+        contacts.starts_with("email,name,organization,roles,state,language\n"),
+        "{contacts}"
+    );
+
+    // Into an empty store, children before their parents.
+    let target = Env::new(backend);
+    let mut lines: Vec<&str> = orgs.lines().collect();
+    lines[1..].reverse();
+    let reversed = target.path().join("orgs.csv");
+    std::fs::write(&reversed, lines.join("\n")).expect("write");
+    let contacts_file = target.path().join("contacts.csv");
+    std::fs::write(&contacts_file, &contacts).expect("write");
+    target.ok(&["import", "orgs", reversed.to_str().expect("path")]);
+    target.ok(&["import", "contacts", contacts_file.to_str().expect("path")]);
+    assert_eq!(target.ok(&["export", "orgs"]), orgs);
+    assert_eq!(target.ok(&["export", "contacts"]), contacts);
+    // Running it again refuses every row and changes nothing.
+    let again = target.run(&["import", "contacts", contacts_file.to_str().expect("path")]);
+    assert_eq!(again.status.code(), Some(1));
+    assert_eq!(target.ok(&["export", "contacts"]), contacts);
+}
+
+fn a_bad_csv_reports_every_bad_line_and_changes_nothing(backend: Backend) {
+    let env = Env::new(backend).with_acme();
+    let file = env.path().join("contacts.csv");
+    std::fs::write(
+        &file,
+        "roles,email,organization\n\
+         support,new@acme.example,Acme\n\
+         support,not-an-address,Acme\n\
+         wizard,x@acme.example,Acme\n\
+         support,y@acme.example,Nowhere\n\
+         support,jane@acme.example,Acme\n\
+         admin,new@acme.example,Acme\n",
+    )
+    .expect("write");
+    let path = file.to_str().expect("path");
+    let before = env.ok(&["export", "contacts"]);
+    let out = env.run(&["import", "contacts", path]);
+    assert_eq!(out.status.code(), Some(1));
+    let report = String::from_utf8_lossy(&out.stderr);
+    for (line, why) in [
+        (3, "not an email address"),
+        (4, "unknown role `wizard`"),
+        (5, "unknown organization `Nowhere`"),
+        (6, "Jane Doe"),
+        (7, "in the file twice"),
+    ] {
+        assert!(
+            report
+                .lines()
+                .any(|l| l.contains(&format!("contacts.csv:{line}:")) && l.contains(why)),
+            "line {line} ({why}): {report}"
+        );
+    }
+    assert_eq!(env.ok(&["export", "contacts"]), before);
+    let dry = env.run(&["import", "contacts", path, "--dry-run", "--partial"]);
+    assert_eq!(dry.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&dry.stdout).contains("would import 1 contacts"));
+    assert_eq!(env.ok(&["export", "contacts"]), before);
+    let partial = env.run(&["import", "contacts", path, "--partial"]);
+    assert_eq!(partial.status.code(), Some(1));
+    assert!(env.ok(&["export", "contacts"]).contains("new@acme.example"));
 }
