@@ -3,6 +3,7 @@
 use std::io::Write;
 
 use clap::Subcommand;
+use ticketd::ingest::admin;
 use ticketd::store::outbox::{self, OutboxStatus};
 use ticketd::store::{StoreError, now};
 
@@ -127,7 +128,7 @@ pub async fn run(ctx: &Ctx, cmd: OutboxCommand) -> Result<(), CliError> {
             Ok(())
         }
         OutboxCommand::Retry { id } => {
-            if !outbox::retry(&mut conn, id, now())
+            if !admin::retry_notification(&mut conn, id, ctx.operator(), now())
                 .await
                 .context("cannot retry")?
             {

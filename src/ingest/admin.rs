@@ -157,6 +157,33 @@ pub async fn clear_bounce_flag(
     Ok(cleared)
 }
 
+/// Makes a failed or waiting notification due now, audited; false when
+/// there is no such notification or it was sent.
+pub async fn retry_notification(
+    conn: &mut Conn,
+    id: i64,
+    actor: Actor<'_>,
+    now: i64,
+) -> Result<bool, StoreError> {
+    let Some((entry, _)) = outbox::get(conn, id).await? else {
+        return Ok(false);
+    };
+    if !outbox::retry(conn, id, now).await? {
+        return Ok(false);
+    }
+    let named = format!("notification #{id}");
+    let event = Event {
+        ticket_id: entry.ticket_id,
+        actor: actor.name,
+        action: "notification_retried",
+        old_value: Some(entry.status.as_str()),
+        new_value: Some(&named),
+        ..Event::default()
+    };
+    events::record(conn, &event, now).await?;
+    Ok(true)
+}
+
 /// Takes a held message off the review list (its raw copy is kept); a
 /// message resolved before is a `Conflict`, an unknown one `NotFound`.
 pub async fn discard_held(

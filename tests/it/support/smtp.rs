@@ -436,9 +436,19 @@ impl SmtpServer {
     /// (stops first if running).
     pub fn restart(&mut self) {
         self.stop();
-        let listener = StdTcpListener::bind((Ipv4Addr::LOCALHOST, self.port)).unwrap_or_else(|e| {
+        // The old socket may take a moment to be released on a busy machine.
+        let mut bound = None;
+        let mut last_error = None;
+        wait::poll(Duration::from_secs(10), || {
+            match StdTcpListener::bind((Ipv4Addr::LOCALHOST, self.port)) {
+                Ok(listener) => bound = Some(listener),
+                Err(e) => last_error = Some(e),
+            }
+            bound.is_some()
+        });
+        let listener = bound.unwrap_or_else(|| {
             panic!(
-                "SMTP test server cannot listen again on 127.0.0.1:{}: {e}",
+                "SMTP test server cannot listen again on 127.0.0.1:{}: {last_error:?}",
                 self.port
             )
         });
