@@ -583,6 +583,7 @@ mod tests {
             organization_id: Some(1),
             organization_shares_tickets: false,
             sender_is_participant: participant,
+            sender_is_parent_admin: false,
             merged_into: None,
         }
     }

@@ -23,7 +23,7 @@ use serde::Serialize;
 use tracing::{Instrument, info_span};
 
 use crate::blobs::BlobStore;
-use crate::config::Settings;
+use crate::config::{Role, Settings};
 use crate::mail::classify::classify;
 use crate::mail::parse::{NotAMessage, check_is_message, parse_headers_only};
 use crate::mail::{Classification, InboundMail, RawMessage, parse};
@@ -745,6 +745,12 @@ impl Pipeline {
         let asker = thread::Asker {
             address: sender.address().unwrap_or(""),
             organization_id: sender.organization().map(|o| o.id),
+            admin_of: match &sender {
+                Sender::Contact { contact, .. } if contact.roles.contains(&Role::Admin) => {
+                    contact.organization_id
+                }
+                _ => None,
+            },
         };
         let candidates = thread::candidates(conn, mail, &marks, asker).await?;
         let recipients = if classification == Classification::Normal

@@ -41,6 +41,9 @@ pub struct Asker<'a> {
     pub address: &'a str,
     /// The sender's organization.
     pub organization_id: Option<i64>,
+    /// The sender's organization when the sender is its admin contact (who
+    /// counts as a member of its child organizations for sharing).
+    pub admin_of: Option<i64>,
 }
 
 /// Tickets the message points at, as seen by `sender`: by
@@ -63,9 +66,13 @@ pub async fn candidates(
         }
     }
     for token in reply_tokens(mail) {
-        if let Some(found) = tickets::thread_by_ticket_id(conn, token.ticket_id, address).await?
-            && token_counts(conn, &token, &found, sender, marks.reply_key).await?
+        if let Some(mut found) =
+            tickets::thread_by_ticket_id(conn, token.ticket_id, address).await?
         {
+            found.sender_is_parent_admin = parent_admin(conn, &found, sender).await?;
+            if !token_counts(conn, &token, &found, sender, marks.reply_key).await? {
+                continue;
+            }
             found_tickets.push(found);
         }
     }
@@ -90,13 +97,28 @@ pub async fn candidates(
     }
     let mut candidates: Vec<Candidate> = Vec::new();
     for found in found_tickets {
-        if let Some(found) = survivor(conn, found, address).await?
+        if let Some(mut found) = survivor(conn, found, address).await?
             && !candidates.iter().any(|c| c.ticket_id == found.ticket_id)
         {
+            found.sender_is_parent_admin = parent_admin(conn, &found, sender).await?;
             candidates.push(found);
         }
     }
     Ok(candidates)
+}
+
+/// Whether the sender is the admin contact of a parent organization of the ticket's.
+async fn parent_admin(
+    conn: &mut Conn,
+    ticket: &Candidate,
+    sender: Asker<'_>,
+) -> Result<bool, StoreError> {
+    match (sender.admin_of, ticket.organization_id) {
+        (Some(admin_of), Some(org)) if admin_of != org => {
+            directory::is_ancestor(conn, admin_of, org).await
+        }
+        _ => Ok(false),
+    }
 }
 
 /// Keyed reply tokens among the message's recipients (envelope first).
@@ -132,7 +154,7 @@ async fn token_counts(
     }
     let colleague = ticket.organization_shares_tickets
         && ticket.organization_id.is_some()
-        && ticket.organization_id == sender.organization_id;
+        && (ticket.organization_id == sender.organization_id || ticket.sender_is_parent_admin);
     if !colleague {
         return Ok(false);
     }
@@ -158,13 +180,14 @@ async fn survivor(
 
 /// Whether a sender may add to `candidate`: an agent to any ticket; anyone
 /// else to tickets they take part in, or of their own organization when it
-/// shares tickets. A tag or a Message-ID alone proves nothing.
+/// shares tickets (a parent organization's admin counts as a member). A tag
+/// or a Message-ID alone proves nothing.
 pub fn may_add(candidate: &Candidate, sender_is_agent: bool, sender_org: Option<i64>) -> bool {
+    let member = candidate.organization_id.is_some()
+        && (candidate.organization_id == sender_org || candidate.sender_is_parent_admin);
     sender_is_agent
         || candidate.sender_is_participant
-        || (candidate.organization_shares_tickets
-            && candidate.organization_id.is_some()
-            && candidate.organization_id == sender_org)
+        || (candidate.organization_shares_tickets && member)
 }
 
 #[cfg(test)]
@@ -187,8 +210,18 @@ mod tests {
             organization_id: org,
             organization_shares_tickets: shares,
             sender_is_participant: participant,
+            sender_is_parent_admin: false,
             merged_into: None,
         }
+    }
+
+    #[test]
+    fn a_parent_organizations_admin_counts_as_a_member_of_a_sharing_child() {
+        let mut child_ticket = candidate(false, Some(2), true);
+        child_ticket.sender_is_parent_admin = true;
+        assert!(may_add(&child_ticket, false, Some(1)));
+        child_ticket.organization_shares_tickets = false;
+        assert!(!may_add(&child_ticket, false, Some(1)));
     }
 
     #[test]

@@ -448,6 +448,27 @@ pub async fn domain_owner(conn: &mut Conn, domain: &str) -> Result<Option<String
     .await?)
 }
 
+/// Whether `ancestor` is a parent, grandparent… of organization `organization`.
+pub async fn is_ancestor(
+    conn: &mut Conn,
+    ancestor: i64,
+    organization: i64,
+) -> Result<bool, StoreError> {
+    let found: Option<i64> = sqlx::query_scalar(
+        "WITH RECURSIVE up(id, depth) AS (
+             SELECT parent_id, 1 FROM organizations WHERE id = $2
+             UNION ALL
+             SELECT o.parent_id, up.depth + 1 FROM organizations o JOIN up ON o.id = up.id
+             WHERE up.depth < 100)
+         SELECT id FROM up WHERE id = $1 LIMIT 1",
+    )
+    .bind(ancestor)
+    .bind(organization)
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(found.is_some())
+}
+
 /// The organization's shared notification addresses, sorted.
 pub async fn organization_notify_addresses(
     conn: &mut Conn,

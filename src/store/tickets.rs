@@ -425,6 +425,9 @@ pub struct Candidate {
     pub organization_shares_tickets: bool,
     /// Whether the sender is a participant of the ticket.
     pub sender_is_participant: bool,
+    /// Whether the sender is an admin contact of a parent organization of the
+    /// ticket's (who counts as a member of it for sharing).
+    pub sender_is_parent_admin: bool,
     /// The ticket it was merged into, if it was.
     pub merged_into: Option<i64>,
 }
@@ -449,6 +452,7 @@ impl TryFrom<CandidateRow> for Candidate {
             organization_id: r.organization_id,
             organization_shares_tickets: r.shares_tickets != 0,
             sender_is_participant: r.participant != 0,
+            sender_is_parent_admin: false,
             merged_into: r.merged_into,
         })
     }

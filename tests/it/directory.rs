@@ -100,6 +100,7 @@ on_both_backends!(
     organizations_and_contacts_are_edited_shown_and_removed_with_care,
     the_directory_goes_out_as_csv_and_comes_back_unchanged,
     a_bad_csv_reports_every_bad_line_and_changes_nothing,
+    a_parent_organizations_admin_follows_up_a_sharing_childs_tickets,
 );
 
 fn organizations_and_contacts_are_edited_shown_and_removed_with_care(backend: Backend) {
@@ -325,4 +326,41 @@ fn a_bad_csv_reports_every_bad_line_and_changes_nothing(backend: Backend) {
     let partial = env.run(&["import", "contacts", path, "--partial"]);
     assert_eq!(partial.status.code(), Some(1));
     assert!(env.ok(&["export", "contacts"]).contains("new@acme.example"));
+}
+
+fn a_parent_organizations_admin_follows_up_a_sharing_childs_tickets(backend: Backend) {
+    let env = Env::new(backend);
+    env.ok(&["org", "add", "Acme", "--domain", "acme.test"]);
+    env.ok(&[
+        "org",
+        "add",
+        "Acme Labs",
+        "--domain",
+        "labs.acme.test",
+        "--parent",
+        "Acme",
+        "--shares-tickets",
+    ]);
+    env.ok(&[
+        "contact",
+        "add",
+        "boss@acme.test",
+        "--org",
+        "Acme",
+        "--role",
+        "admin",
+    ]);
+    env.ok(&["contact", "add", "clerk@acme.test", "--org", "Acme"]);
+    env.ok(&["contact", "add", "lab@labs.acme.test", "--org", "Acme Labs"]);
+    let first = env.ingest(&Msg::new("lab@labs.acme.test", "Centrifuge", "c1@labs").bytes());
+    let ticket = ticket_of(&first);
+    let tag = format!("Re: [Support #{ticket}] Centrifuge");
+    let boss = env.ingest(&Msg::new("boss@acme.test", &tag, "c2@acme").bytes());
+    assert_eq!(ticket_of(&boss), ticket, "the parent's admin joins: {boss}");
+    let clerk = env.ingest(&Msg::new("clerk@acme.test", &tag, "c3@acme").bytes());
+    assert_ne!(
+        ticket_of(&clerk),
+        ticket,
+        "a parent's plain contact does not: {clerk}"
+    );
 }
