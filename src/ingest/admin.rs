@@ -4,7 +4,7 @@
 
 use super::service::Actor;
 use crate::config::Role;
-use crate::store::directory::{self, ContactState, NewContact, Organization};
+use crate::store::directory::{self, ContactState, NewContact, Organization, OrganizationList};
 use crate::store::events::{self, Event};
 use crate::store::{Conn, StoreError, intake, outbox, tickets};
 
@@ -316,7 +316,9 @@ pub async fn edit_organization(
         changes.push(("organization_domain_added", String::new(), domain.clone()));
     }
     for domain in edit.remove_domains {
-        if !directory::remove_organization_domain(conn, before.id, domain).await? {
+        if !directory::remove_from_organization(conn, OrganizationList::Domains, before.id, domain)
+            .await?
+        {
             return Err(StoreError::NotFound(format!(
                 "`{domain}` is not a domain of `{name}`"
             )));
@@ -328,7 +330,9 @@ pub async fn edit_organization(
         changes.push(("organization_notify_added", String::new(), address.clone()));
     }
     for address in edit.remove_notify {
-        if !directory::remove_organization_notify_address(conn, before.id, address).await? {
+        if !directory::remove_from_organization(conn, OrganizationList::Notify, before.id, address)
+            .await?
+        {
             return Err(StoreError::NotFound(format!(
                 "`{address}` is not a notification address of `{name}`"
             )));

@@ -307,32 +307,37 @@ pub async fn update_organization(conn: &mut Conn, org: &Organization) -> Result<
     Ok(())
 }
 
-/// Takes a domain off an organization's list; false when it was not on it.
-pub async fn remove_organization_domain(
-    conn: &mut Conn,
-    organization_id: i64,
-    domain: &str,
-) -> Result<bool, StoreError> {
-    let done =
-        sqlx::query("DELETE FROM organization_domains WHERE organization_id = $1 AND domain = $2")
-            .bind(organization_id)
-            .bind(domain)
-            .execute(&mut *conn)
-            .await?;
-    Ok(done.rows_affected() > 0)
+/// An organization's lists of values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OrganizationList {
+    /// Its mail domains.
+    Domains,
+    /// Its shared notification addresses.
+    Notify,
 }
 
-/// Takes a shared address off an organization; false when it was not there.
-pub async fn remove_organization_notify_address(
+impl OrganizationList {
+    fn table_and_column(self) -> (&'static str, &'static str) {
+        match self {
+            OrganizationList::Domains => ("organization_domains", "domain"),
+            OrganizationList::Notify => ("organization_notify_addresses", "address"),
+        }
+    }
+}
+
+/// Takes `value` off one of an organization's lists; false when it was not on it.
+pub async fn remove_from_organization(
     conn: &mut Conn,
+    list: OrganizationList,
     organization_id: i64,
-    address: &str,
+    value: &str,
 ) -> Result<bool, StoreError> {
-    let done = sqlx::query(
-        "DELETE FROM organization_notify_addresses WHERE organization_id = $1 AND address = $2",
-    )
+    let (table, column) = list.table_and_column();
+    let done = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DELETE FROM {table} WHERE organization_id = $1 AND {column} = $2"
+    )))
     .bind(organization_id)
-    .bind(address)
+    .bind(value)
     .execute(&mut *conn)
     .await?;
     Ok(done.rows_affected() > 0)

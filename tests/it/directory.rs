@@ -3,10 +3,11 @@
 use crate::on_both_backends;
 use crate::support::{Backend, Env, Msg, OPERATOR, ticket_of};
 
-fn the_most_specific_domain_names_an_unknown_senders_organization(backend: Backend) {
+/// Acme (acme.test) and its child Acme Labs (labs.acme.test), with `labs` extra flags.
+fn acme_and_labs(backend: Backend, labs: &[&str]) -> Env {
     let env = Env::new(backend);
     env.ok(&["org", "add", "Acme", "--domain", "acme.test"]);
-    env.ok(&[
+    let mut args = vec![
         "org",
         "add",
         "Acme Labs",
@@ -14,7 +15,14 @@ fn the_most_specific_domain_names_an_unknown_senders_organization(backend: Backe
         "labs.acme.test",
         "--parent",
         "Acme",
-    ]);
+    ];
+    args.extend_from_slice(labs);
+    env.ok(&args);
+    env
+}
+
+fn the_most_specific_domain_names_an_unknown_senders_organization(backend: Backend) {
+    let env = acme_and_labs(backend, &[]);
     for (sender, organization) in [
         ("ann@labs.acme.test", Some("Acme Labs")),
         ("bob@eu.labs.acme.test", Some("Acme Labs")),
@@ -329,18 +337,7 @@ fn a_bad_csv_reports_every_bad_line_and_changes_nothing(backend: Backend) {
 }
 
 fn a_parent_organizations_admin_follows_up_a_sharing_childs_tickets(backend: Backend) {
-    let env = Env::new(backend);
-    env.ok(&["org", "add", "Acme", "--domain", "acme.test"]);
-    env.ok(&[
-        "org",
-        "add",
-        "Acme Labs",
-        "--domain",
-        "labs.acme.test",
-        "--parent",
-        "Acme",
-        "--shares-tickets",
-    ]);
+    let env = acme_and_labs(backend, &["--shares-tickets"]);
     env.ok(&[
         "contact",
         "add",
