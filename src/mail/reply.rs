@@ -11,6 +11,7 @@
 //! scan is linear: each line is looked at with a bounded lookahead.
 
 mod header;
+mod html;
 mod trailer;
 
 pub use trailer::without_signoff;
@@ -57,6 +58,39 @@ pub fn visible_reply(text: &str) -> String {
         return text.trim_matches('\n').to_string();
     }
     visible
+}
+
+/// The visible reply of a message that has an HTML body beside (or behind)
+/// `text`: the text rules first; where the HTML marks its quote in a container
+/// (the way Gmail and Outlook do, whatever the language of the header above
+/// it) and the text rules kept more, the text is cut where the container starts.
+pub fn visible_reply_with_html(text: &str, html: Option<&str>) -> String {
+    let visible = visible_reply(text);
+    let Some(before) = html.and_then(html::before_quote) else {
+        return visible;
+    };
+    let own = visible_reply(&crate::mail::html::to_text(before));
+    cut_like(&visible, &own).unwrap_or(visible)
+}
+
+/// `visible` cut after its first characters that spell `own`, when `own` is a
+/// shorter start of it once whitespace is ignored; `None` when the two differ.
+fn cut_like(visible: &str, own: &str) -> Option<String> {
+    let mut wanted = own.chars().filter(|c| !c.is_whitespace()).peekable();
+    wanted.peek()?;
+    let mut end = 0;
+    let mut chars = visible.char_indices().filter(|(_, c)| !c.is_whitespace());
+    for want in wanted {
+        let (at, got) = chars.next()?;
+        if got != want {
+            return None;
+        }
+        end = at + got.len_utf8();
+    }
+    chars.next()?;
+    let mut lines: Vec<&str> = visible[..end].split('\n').collect();
+    trim_tail(&mut lines);
+    Some(lines.join("\n"))
 }
 
 /// What the scan found at a line.
@@ -215,7 +249,7 @@ fn is_underscore_rule(line: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::{MAX_LINES_EXAMINED, visible_reply};
+    use super::{MAX_LINES_EXAMINED, visible_reply, visible_reply_with_html};
 
     #[test]
     fn a_hundred_thousand_answered_quotes_take_no_stack_and_few_lines() {
@@ -365,6 +399,26 @@ mod tests {
         assert_eq!(visible_reply("Hi\n\nᐧ\n--\n~~~~"), "Hi");
         // A name signed with a dash is the sender's words, kept.
         assert_eq!(visible_reply("Hi\n\n-Jo Example"), "Hi\n\n-Jo Example");
+    }
+
+    #[test]
+    fn an_html_quote_container_cuts_what_the_text_rules_kept() {
+        let text = "Done, thanks.\n\nKaksipäiväinen viesti lähettäjältä Ada\nOld words";
+        let html = r#"<p>Done, thanks.</p><div class="gmail_quote"><p>Kaksipäiväinen viesti lähettäjältä Ada</p><p>Old words</p></div>"#;
+        assert_eq!(visible_reply_with_html(text, Some(html)), "Done, thanks.");
+        assert_eq!(visible_reply_with_html(text, None), text);
+        let other = "<p>Something else entirely</p><div class=\"gmail_quote\">x</div>";
+        assert_eq!(
+            visible_reply_with_html(text, Some(other)),
+            text,
+            "no common start"
+        );
+        let inline = r#"<div class="gmail_quote">Old question</div><p>Answer</p>"#;
+        assert_eq!(
+            visible_reply_with_html(text, Some(inline)),
+            text,
+            "nothing above the quote"
+        );
     }
 
     #[test]
