@@ -333,14 +333,12 @@ fn attribution(text: &str) -> Option<Attribution> {
     if DATED_GMT.is_match(text) {
         return Some(Attribution::Sure);
     }
-    if ends_with_colon || text.ends_with(">") {
-        if DATED.is_match(text) {
-            return Some(if ends_with_colon {
-                Attribution::Sure
-            } else {
-                Attribution::IfQuoteFollows
-            });
-        }
+    if (ends_with_colon || text.ends_with('>')) && DATED.is_match(text) {
+        return Some(if ends_with_colon {
+            Attribution::Sure
+        } else {
+            Attribution::IfQuoteFollows
+        });
     }
     let wrote = if ends_with_colon {
         WROTE.find(text)?
