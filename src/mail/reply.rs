@@ -29,6 +29,11 @@ const MAX_QUOTE_HEADER_LINES: usize = 3;
 /// Returns the part of `text` the sender wrote this time. A message that is
 /// nothing but a quote is returned whole: the quote is what the sender sent.
 pub fn visible_reply(text: &str) -> String {
+    scan(text).0
+}
+
+/// The visible reply, and whether history was found in the text.
+fn scan(text: &str) -> (String, bool) {
     let text = text.replace("\r\n", "\n").replace('\r', "\n");
     // Only the examined lines are split: a message of millions of short lines
     // costs no index of them all.
@@ -42,7 +47,7 @@ pub fn visible_reply(text: &str) -> String {
     let stopped = visible_lines(&lines, &mut kept);
     if !stopped && !tail.is_empty() {
         // Nothing marked history in the examined lines: the rest is kept unexamined.
-        return text.trim_matches('\n').to_string();
+        return (text.trim_matches('\n').to_string(), false);
     }
     trim_tail(&mut kept);
     let start = kept
@@ -55,17 +60,21 @@ pub fn visible_reply(text: &str) -> String {
         .collect::<Vec<_>>()
         .join("\n");
     if visible.is_empty() {
-        return text.trim_matches('\n').to_string();
+        return (text.trim_matches('\n').to_string(), stopped);
     }
-    visible
+    (visible, stopped)
 }
 
 /// The visible reply of a message that has an HTML body beside (or behind)
 /// `text`: the text rules first; where the HTML marks its quote in a container
 /// (the way Gmail and Outlook do, whatever the language of the header above
-/// it) and the text rules kept more, the text is cut where the container starts.
+/// it) and the text rules found no history nor signature, the text is cut
+/// where the container starts.
 pub fn visible_reply_with_html(text: &str, html: Option<&str>) -> String {
-    let visible = visible_reply(text);
+    let (visible, found_history) = scan(text);
+    if found_history {
+        return visible;
+    }
     let Some(before) = html.and_then(html::before_quote) else {
         return visible;
     };
