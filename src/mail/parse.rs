@@ -163,7 +163,6 @@ fn parse_mime(raw: &[u8]) -> InboundMail {
     };
     mail.size = raw.len();
     mail.sha256 = sha256_hex(raw);
-    mail.visible_text = reply::visible_reply(&mail.text);
     mail
 }
 
@@ -263,7 +262,8 @@ fn from_message(message: &Message<'_>) -> InboundMail {
         }
     }
     mail.text = text_body(message);
-    mail.html = html_body(message).and_then(|h| html::sanitize(&h));
+    let raw_html = html_body(message);
+    mail.html = raw_html.as_deref().and_then(html::sanitize);
     let expanded = super::tnef::expand(attachments(message));
     mail.attachments = expanded.files;
     if mail.text.trim().is_empty()
@@ -282,6 +282,8 @@ fn from_message(message: &Message<'_>) -> InboundMail {
             mail.text.push_str(&String::from_utf8_lossy(&part.content));
         }
     }
+    // Read where the HTML marks its quote, which the sanitized copy no longer shows.
+    mail.visible_text = reply::visible_reply_with_html(&mail.text, raw_html.as_deref());
     mail.signals.delivery_report = delivery_report(message);
     mail
 }

@@ -1,23 +1,39 @@
-//! Visible reply: the new part of a message, without quoted history and signatures.
+//! Visible reply: the new part of a message, without quoted history, signatures and footers.
 //!
-//! The text is read top-down for the first sign of history: an attribution line
-//! ("On … wrote:" and its forms in other languages and clients), a mail-header
-//! block (Outlook's "From:/Sent:/To:/Subject:"), an "Original Message" line, a
-//! signature delimiter, a long underscore line, or a `>`-quoted block. What comes
-//! after an attribution is dropped unless the sender answered between the quotes
-//! (an inline reply), in which case their answers are kept and the quotes dropped.
-//! Trailing mobile footers ("Sent from my iPhone") and separator lines go last.
+//! A reply is read as a small model: the sender's words, then a quote header
+//! ([`header`]: an attribution in any of the languages clients write it, an
+//! Outlook header block, an "Original Message" line), then the quoted history
+//! (`>`- or `|`-quoted lines, or unquoted below a header), with trailers
+//! ([`trailer`]: signature delimiters, mobile footers, tracker marks) below the
+//! words. The text is read top-down for the first sign of history; what comes
+//! after it is dropped unless the sender answered between the quotes (an inline
+//! reply), in which case their answers are kept and the quotes dropped. The
+//! scan is linear: each line is looked at with a bounded lookahead.
 
-use std::sync::LazyLock;
+mod header;
+mod html;
+mod trailer;
 
-use regex::Regex;
+pub use trailer::without_signoff;
+
+use header::{attribution_at, glued_reply, header_block_at, introduces_quote};
+use trailer::{is_mobile_footer, trim_tail};
 
 /// Lines examined for history: past them, the rest of a very long message is
 /// kept as the sender's without looking (the full body is always stored too).
 pub const MAX_LINES_EXAMINED: usize = 10_000;
 
-/// Returns the part of `text` the sender wrote this time.
+/// Most lines of the paragraph above a final quote read as its header.
+const MAX_QUOTE_HEADER_LINES: usize = 3;
+
+/// Returns the part of `text` the sender wrote this time. A message that is
+/// nothing but a quote is returned whole: the quote is what the sender sent.
 pub fn visible_reply(text: &str) -> String {
+    scan(text).0
+}
+
+/// The visible reply, and whether history was found in the text.
+fn scan(text: &str) -> (String, bool) {
     let text = text.replace("\r\n", "\n").replace('\r', "\n");
     // Only the examined lines are split: a message of millions of short lines
     // costs no index of them all.
@@ -31,18 +47,59 @@ pub fn visible_reply(text: &str) -> String {
     let stopped = visible_lines(&lines, &mut kept);
     if !stopped && !tail.is_empty() {
         // Nothing marked history in the examined lines: the rest is kept unexamined.
-        return text.trim_matches('\n').to_string();
+        return (text.trim_matches('\n').to_string(), false);
     }
     trim_tail(&mut kept);
     let start = kept
         .iter()
         .position(|l| !l.trim().is_empty())
         .unwrap_or(kept.len());
-    kept[start..]
+    let visible = kept[start..]
         .iter()
         .map(|l| l.trim_end())
         .collect::<Vec<_>>()
-        .join("\n")
+        .join("\n");
+    if visible.is_empty() {
+        return (text.trim_matches('\n').to_string(), stopped);
+    }
+    (visible, stopped)
+}
+
+/// The visible reply of a message that has an HTML body beside (or behind)
+/// `text`: the text rules first; where the HTML marks its quote in a container
+/// (the way Gmail and Outlook do, whatever the language of the header above
+/// it) and the text rules found no history nor signature, the text is cut
+/// where the container starts.
+pub fn visible_reply_with_html(text: &str, html: Option<&str>) -> String {
+    let (visible, found_history) = scan(text);
+    if found_history {
+        return visible;
+    }
+    let Some(before) = html.and_then(html::before_quote) else {
+        return visible;
+    };
+    let own = visible_reply(&crate::mail::html::to_text(before));
+    cut_like(&visible, &own).unwrap_or(visible)
+}
+
+/// `visible` cut after its first characters that spell `own`, when `own` is a
+/// shorter start of it once whitespace is ignored; `None` when the two differ.
+fn cut_like(visible: &str, own: &str) -> Option<String> {
+    let mut wanted = own.chars().filter(|c| !c.is_whitespace()).peekable();
+    wanted.peek()?;
+    let mut end = 0;
+    let mut chars = visible.char_indices().filter(|(_, c)| !c.is_whitespace());
+    for want in wanted {
+        let (at, got) = chars.next()?;
+        if got != want {
+            return None;
+        }
+        end = at + got.len_utf8();
+    }
+    chars.next()?;
+    let mut lines: Vec<&str> = visible[..end].split('\n').collect();
+    trim_tail(&mut lines);
+    Some(lines.join("\n"))
 }
 
 /// What the scan found at a line.
@@ -52,7 +109,7 @@ enum Mark {
     Cut,
     /// An attribution line (or lines) ending at the given index.
     Attribution { end: usize },
-    /// A `>`-quoted line.
+    /// A quoted line.
     Quote,
     /// A forwarded message starts: what follows is content, not history.
     Forward,
@@ -86,6 +143,12 @@ fn visible_lines<'a>(lines: &[&'a str], out: &mut Vec<&'a str>) -> bool {
                         i = quoted_end;
                         continue;
                     }
+                } else if !has_words(out) && answers_follow(lines, after) {
+                    // A header above unquoted text and nothing of the sender's
+                    // before it: the sender wrote below it.
+                    answering = true;
+                    i = after;
+                    continue;
                 }
                 return true;
             }
@@ -93,6 +156,7 @@ fn visible_lines<'a>(lines: &[&'a str], out: &mut Vec<&'a str>) -> bool {
                 let quoted_end = quote_block_end(lines, i);
                 let next = skip_blank(lines, quoted_end);
                 if !answers_follow(lines, next) {
+                    drop_quote_header(out);
                     return true;
                 }
                 if answering {
@@ -108,10 +172,31 @@ fn visible_lines<'a>(lines: &[&'a str], out: &mut Vec<&'a str>) -> bool {
     false
 }
 
+fn has_words(lines: &[&str]) -> bool {
+    lines.iter().any(|l| !l.trim().is_empty())
+}
+
+/// Drops from `out` the paragraph that introduces the quote ending the
+/// message, when it reads as a quote header in any language.
+fn drop_quote_header(out: &mut Vec<&str>) {
+    let mut end = out.len();
+    while end > 0 && out[end - 1].trim().is_empty() {
+        end -= 1;
+    }
+    let mut start = end;
+    while start > 0 && !out[start - 1].trim().is_empty() && end - start < MAX_QUOTE_HEADER_LINES {
+        start -= 1;
+    }
+    let whole_paragraph = start == 0 || out[start - 1].trim().is_empty();
+    if start < end && whole_paragraph && introduces_quote(&out[start..end]) {
+        out.truncate(start);
+    }
+}
+
 /// Whether line `i` starts text of the sender's own (an answer below a quote)
 /// rather than the end of the message, a signature or more history.
 fn answers_follow(lines: &[&str], i: usize) -> bool {
-    i < lines.len() && mark(lines, i).is_none() && !is_mobile_footer(lines[i].trim())
+    i < lines.len() && mark(lines, i).is_none() && !is_mobile_footer(lines[i])
 }
 
 fn skip_blank(lines: &[&str], mut i: usize) -> usize {
@@ -121,7 +206,7 @@ fn skip_blank(lines: &[&str], mut i: usize) -> usize {
     i
 }
 
-/// The index after the `>`-quoted block starting at `start`. An unquoted line
+/// The index after the quoted block starting at `start`. An unquoted line
 /// squeezed between two quoted lines is a quoted line its client wrapped.
 fn quote_block_end(lines: &[&str], start: usize) -> usize {
     let mut i = start;
@@ -137,8 +222,11 @@ fn quote_block_end(lines: &[&str], start: usize) -> usize {
     i
 }
 
+/// A quoted line: `>`-quoted, or `|`-quoted as some clients do (a line that
+/// also ends with `|` is a table row, not a quote).
 fn is_quote(line: &str) -> bool {
-    line.trim_start().starts_with('>')
+    let line = line.trim();
+    line.starts_with('>') || (line.starts_with('|') && (line.len() == 1 || !line.ends_with('|')))
 }
 
 fn mark(lines: &[&str], i: usize) -> Option<Mark> {
@@ -146,19 +234,19 @@ fn mark(lines: &[&str], i: usize) -> Option<Mark> {
     if line.is_empty() {
         return None;
     }
-    if line.starts_with('>') {
+    if is_quote(line) {
         return Some(Mark::Quote);
     }
     if line == "--" || line == "__" || is_underscore_rule(line) {
         return Some(Mark::Cut);
     }
-    if line.len() > 400 {
+    if line.len() > header::MAX_HEADER_LINE {
         return None;
     }
-    if FORWARD.is_match(line) {
+    if header::is_forward(line) {
         return Some(Mark::Forward);
     }
-    if ORIGINAL_MESSAGE.is_match(line) || header_block_at(lines, i) {
+    if header::is_original_message(line) || header_block_at(lines, i) {
         return Some(Mark::Cut);
     }
     attribution_at(lines, i).map(|end| Mark::Attribution { end })
@@ -168,311 +256,9 @@ fn is_underscore_rule(line: &str) -> bool {
     line.len() >= 10 && line.chars().all(|c| c == '_')
 }
 
-/// "-----Original Message-----" in the languages Outlook speaks.
-static ORIGINAL_MESSAGE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(
-        r"(?i)^-{2,}\s*(original message|ursprüngliche nachricht|message d'origine|mensaje original|ursprungligt meddelande|originalmeddelande|oorspronkelijk bericht|messaggio originale|mensagem original|oprindelig meddelelse|opprinnelig melding|元のメッセージ)\s*-{2,}$",
-    )
-    .expect("valid regex")
-});
-
-/// The start of a forwarded message, which is content the sender chose to send.
-static FORWARD: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(
-        r"(?i)^(-{2,}\s*(forwarded message|weitergeleitete nachricht|message transféré|mensaje reenviado|vidarebefordrat meddelande|doorgestuurd bericht|messaggio inoltrato|転送されたメッセージ)\s*-{2,}|begin forwarded message:|début du message réexpédié :?|anfang der weitergeleiteten nachricht:)$",
-    )
-    .expect("valid regex")
-});
-
-/// Which header a header-like line ("From:", "*Sent:*", "De :", "差出人:") names.
-#[derive(Clone, Copy, PartialEq)]
-enum HeaderKey {
-    From,
-    Date,
-    To,
-    Subject,
-    Cc,
-}
-
-static HEADER_LINE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(
-        r"^\*?\s*(From|Von|De|Fra|Från|Van|Da|Od|Frå|Lähettäjä|差出人|送信者|Sent|Date|Datum|Gesendet|Envoyé|Sendt|Skickat|Enviado|Enviada|Fecha|Data|Verzonden|Wysłano|Lähetetty|送信日時|日付|To|An|À|A|Para|Til|Till|Aan|Do|Vastaanottaja|宛先|Subject|Betreff|Objet|Asunto|Emne|Ämne|Onderwerp|Oggetto|Assunto|Temat|Aihe|件名|Cc|CC|Kopie|Copie|Kopia|Kopi|Kopio)\s*\*?\s*[:：]",
-    )
-    .expect("valid regex")
-});
-
-fn header_key(line: &str) -> Option<HeaderKey> {
-    let line = line.trim();
-    // Cheap test first: a header name is short and followed by a colon.
-    let head: String = line.chars().take(20).collect();
-    if !head.contains(':') && !head.contains('：') {
-        return None;
-    }
-    let name = HEADER_LINE.captures(line)?.get(1)?.as_str();
-    Some(match name {
-        "From" | "Von" | "De" | "Fra" | "Från" | "Van" | "Da" | "Od" | "Frå" | "Lähettäjä"
-        | "差出人" | "送信者" => HeaderKey::From,
-        "Sent" | "Date" | "Datum" | "Gesendet" | "Envoyé" | "Sendt" | "Skickat" | "Enviado"
-        | "Enviada" | "Fecha" | "Data" | "Verzonden" | "Wysłano" | "Lähetetty" | "送信日時"
-        | "日付" => HeaderKey::Date,
-        "Subject" | "Betreff" | "Objet" | "Asunto" | "Emne" | "Ämne" | "Onderwerp" | "Oggetto"
-        | "Assunto" | "Temat" | "Aihe" | "件名" => HeaderKey::Subject,
-        "Cc" | "CC" | "Kopie" | "Copie" | "Kopia" | "Kopi" | "Kopio" => HeaderKey::Cc,
-        _ => HeaderKey::To,
-    })
-}
-
-/// A block of quoted mail headers starts at `i`: a From or Date line followed,
-/// within a few lines, by at least one other header line.
-fn header_block_at(lines: &[&str], i: usize) -> bool {
-    let Some(first) = header_key(lines[i]) else {
-        return false;
-    };
-    if !matches!(first, HeaderKey::From | HeaderKey::Date) {
-        return false;
-    }
-    let mut seen = vec![first];
-    let mut continuations = 0;
-    for line in lines.iter().skip(i + 1).take(8) {
-        if line.trim().is_empty() {
-            break;
-        }
-        match header_key(line) {
-            Some(key) if !seen.contains(&key) => seen.push(key),
-            Some(_) => {}
-            None => {
-                continuations += 1;
-                if continuations > 2 {
-                    break;
-                }
-            }
-        }
-    }
-    seen.len() >= 2
-}
-
-/// "On <date>, <name> wrote:" on one line, in the languages we serve and a few more.
-static ATTRIBUTION: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(
-        r"(?ix)^(
-            (on|am|le|el|den|på|op|em|il|w\ dniu|vào|dne|el\ día)\s.*
-              (wrote|sent|schrieb|a\ écrit|a\ ecrit|escribió|escribio|skrev|schreef|geschreven|escreveu|ha\ scritto|napisał|napisal|đã\ viết|napsal)
-              \s*:\s*$
-          | (on|am|le|el|den|på|op|em|il|w\ dniu|vào|dne|el\ día)\s.*\bwrote$
-          | (am|den|på|op)\s.*\b(schrieb|skrev|schreef)\s.{0,160}:$
-          | .*\b(wrote|a\ écrit|escribió|skrev|schrieb)\s*:$
-          | .*\bwrote$
-          | .*(のメッセージ|のメール|書きました|さんは書きました)\s*[:：]$
-        )",
-    )
-    .expect("valid regex")
-});
-
-/// Words that open an attribution which a client may wrap over several lines.
-static ATTRIBUTION_OPENING: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)^(on|am|le|el|den|på|op|em|il|w dniu|vào|dne)\s.*\d").expect("valid regex")
-});
-
-/// A date-first attribution ("2014-10-17 11:28 GMT+03:00 Name <addr>:", "2026年3月12日(木) 10:14 Name <addr>:").
-static DATED_ATTRIBUTION: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(
-        r"^(\d{4}[-/.年]\d{1,2}[-/.月]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4})\D.*(@|<).*(>|:|：)$",
-    )
-    .expect("valid regex")
-});
-
-/// A reply and an attribution glued on one line ("bla--- On … wrote:").
-static GLUED_ATTRIBUTION: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"(?i)-{2,}\s*on\s.*\bwrote:\s*$").expect("valid regex"));
-
-/// The sender's text on the line of a glued attribution, before its dashes.
-fn glued_reply(line: &str) -> Option<&str> {
-    let found = GLUED_ATTRIBUTION.find(line)?;
-    let before = line[..found.start()].trim_end();
-    let text = before.trim();
-    (!text.is_empty() && !ATTRIBUTION_OPENING.is_match(text)).then_some(before)
-}
-
-/// The last index of an attribution starting at `i`, if there is one.
-fn attribution_at(lines: &[&str], i: usize) -> Option<usize> {
-    let line = lines[i].trim().trim_matches(|c| c == '-' || c == ' ');
-    if line.is_empty() {
-        return None;
-    }
-    let followed_by_quote = |end: usize| {
-        let next = skip_blank(lines, end + 1);
-        next < lines.len() && is_quote(lines[next])
-    };
-    let ends_like_one = line.ends_with(':') || line.ends_with('：') || line.ends_with("wrote");
-    if ends_like_one && ATTRIBUTION.is_match(line) {
-        let opening = line.split_whitespace().next().unwrap_or("");
-        // "Peter wrote:" alone is an attribution only when a quote follows it;
-        // "On … wrote:" and its translations always are.
-        let starts_like_one = ATTRIBUTION_OPENING.is_match(line)
-            || matches!(
-                opening.to_lowercase().as_str(),
-                "on" | "le" | "el" | "am" | "den"
-            );
-        if starts_like_one || followed_by_quote(i) {
-            return Some(i);
-        }
-        return None;
-    }
-    if line.ends_with("wrote:") && GLUED_ATTRIBUTION.is_match(line) {
-        return Some(i);
-    }
-    if line.chars().next().is_some_and(|c| c.is_ascii_digit()) {
-        let joined = join(lines, i, 2);
-        if let Some((text, end)) = joined
-            .iter()
-            .find(|(text, _)| DATED_ATTRIBUTION.is_match(text))
-            && (text.ends_with(':') || text.ends_with('：') || followed_by_quote(*end))
-        {
-            return Some(*end);
-        }
-    }
-    // A sentence of the sender's ("On floor 3 it works again.") opens no attribution,
-    // nor does a line whose "attribution" below is one of its own.
-    if ATTRIBUTION_OPENING.is_match(line) && !line.ends_with(['.', '!', '?']) {
-        return join(lines, i, 5)
-            .into_iter()
-            .skip(1)
-            .find(|(text, _)| ATTRIBUTION.is_match(text))
-            .filter(|(_, end)| !opens_attribution_alone(lines[*end]))
-            .map(|(_, end)| end);
-    }
-    None
-}
-
-/// A line that is a whole attribution by itself ("Le … a écrit :").
-fn opens_attribution_alone(line: &str) -> bool {
-    let line = line.trim().trim_matches(|c| c == '-' || c == ' ');
-    ATTRIBUTION_OPENING.is_match(line) && ATTRIBUTION.is_match(line)
-}
-
-/// Lines `i..=i+k` joined with spaces, for k in 0..=extra.
-fn join(lines: &[&str], i: usize, extra: usize) -> Vec<(String, usize)> {
-    let mut joined = String::new();
-    let mut out = Vec::new();
-    for (end, line) in lines.iter().enumerate().skip(i).take(extra + 1) {
-        if !joined.is_empty() {
-            joined.push(' ');
-        }
-        joined.push_str(line.trim());
-        out.push((joined.trim().to_string(), end));
-    }
-    out
-}
-
-/// "Sent from my iPhone" and the footers other mobile clients add.
-static MOBILE_FOOTER: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(
-        r"(?ix)^(
-            sent\ from\ my\ [\w-]+(\ [\w-]+){0,3}
-          | sent\ (from|with|via)\ (outlook|mail|yahoo\ mail|samsung\ mobile|acompli|aol|proton\ ?mail|blackberry|gmail)(\ for\ [\w\ ]+)?
-          | get\ outlook\ for\ (ios|android)
-          | envoyé\ de\ mon\ [\w-]+(\ [\w-]+){0,2}
-          | enviado\ desde\ mi\ [\w-]+(\ [\w-]+){0,2}
-          | skickat\ från\ min\ [\w-]+(\ [\w-]+){0,2}
-          | sendt\ fra\ min\ [\w-]+(\ [\w-]+){0,2}
-          | von\ meinem\ [\w-]+(\ [\w-]+){0,2}\ gesendet
-          | gesendet\ von\ meinem\ [\w-]+(\ [\w-]+){0,2}
-          | verzonden\ (met|vanaf)\ mijn\ [\w-]+(\ [\w-]+){0,2}
-          | inviato\ da\ [\w-]+(\ [\w-]+){0,2}
-          | (iphone|ipad|android|ｉＰｈｏｎｅ)\ ?から送信
-        )[.!]?$",
-    )
-    .expect("valid regex")
-});
-
-fn is_mobile_footer(line: &str) -> bool {
-    line.len() < 80 && MOBILE_FOOTER.is_match(line)
-}
-
-/// A name signed with a leading dash ("-Abhishek"), alone on the last line.
-static DASH_SIGNATURE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^[-–—]{1,2}\p{L}[\p{L}.']*(\s[\p{L}.']+){0,2}$").expect("valid regex")
-});
-
-/// Drops what trails the sender's words: blank and separator lines, a mobile
-/// footer, a dash-signed name.
-fn trim_tail(lines: &mut Vec<&str>) {
-    loop {
-        while lines.last().is_some_and(|l| is_separator(l)) {
-            lines.pop();
-        }
-        let Some(last) = lines.last().map(|l| l.trim()) else {
-            return;
-        };
-        let alone = lines.len() >= 2 && lines[lines.len() - 2].trim().is_empty();
-        if is_mobile_footer(last) || (alone && DASH_SIGNATURE.is_match(last)) {
-            lines.pop();
-        } else {
-            return;
-        }
-    }
-}
-
-/// A valediction alone on its line: "Kind regards,", "Thanks!", "Cordialement".
-static VALEDICTION: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(
-        r"(?i)^((kind|best|warm|warmest|many|with)\s+(regards|wishes|thanks)|regards|best|cheers|thanks|thank you|many thanks|all the best|cordialement|bien (à|a) vous|bien cordialement|salutations|saludos|un saludo|atentamente|mit freundlichen gr(ü|ue)(ß|ss)en|viele gr(ü|ue)(ß|ss)e|beste gr(ü|ue)(ß|ss)e|med vänliga hälsningar|vänliga hälsningar|hälsningar|mvh|よろしくお願いします|よろしくお願いいたします|以上、?よろしくお願いいたします)\s*[,.!。]?$",
-    )
-    .expect("valid regex")
-});
-
-/// The most lines a sign-off (a valediction and the name and title below it) has.
-const MAX_SIGNOFF_LINES: usize = 5;
-
-/// `text` without a closing sign-off: a valediction and at most a few short
-/// lines below it (name, title, company). For an agent's answer, whose name
-/// the notification signs anyway; a customer's words are kept as written.
-pub fn without_signoff(text: &str) -> String {
-    let lines: Vec<&str> = text.trim_end().lines().collect();
-    let start = lines.len().saturating_sub(MAX_SIGNOFF_LINES);
-    let cut = (start..lines.len()).find(|&i| {
-        VALEDICTION.is_match(lines[i].trim())
-            && lines[i + 1..]
-                .iter()
-                .all(|l| l.trim().chars().count() <= 60)
-            && lines[..i].iter().any(|l| !l.trim().is_empty())
-    });
-    match cut {
-        Some(i) => lines[..i].join("\n").trim_end().to_string(),
-        None => text.trim_end().to_string(),
-    }
-}
-
-/// A blank line or a line drawn with `-`, `_`, `=` or `*` only.
-fn is_separator(line: &str) -> bool {
-    line.trim()
-        .chars()
-        .all(|c| matches!(c, '-' | '_' | '=' | '*' | '—' | '–') || c.is_whitespace())
-}
-
 #[cfg(test)]
 mod tests {
-    use super::{MAX_LINES_EXAMINED, visible_reply, without_signoff};
-
-    #[test]
-    fn a_signoff_is_taken_off_an_answer_but_words_are_kept() {
-        assert_eq!(
-            without_signoff("It is fixed.\n\nKind regards\nAlex Agent | Example Support\n"),
-            "It is fixed."
-        );
-        assert_eq!(without_signoff("Fixed.\n\nCordialement,\nAlex"), "Fixed.");
-        assert_eq!(
-            without_signoff("Thanks!"),
-            "Thanks!",
-            "nothing before it: it is the words"
-        );
-        assert_eq!(
-            without_signoff("Thanks for the logs.\nThe printer is fixed."),
-            "Thanks for the logs.\nThe printer is fixed."
-        );
-        let long = "Fixed.\n\nBest,\nAlex\nThis line is far too long to be part of anybody's signature block, so it is text.";
-        assert_eq!(without_signoff(long), long);
-    }
+    use super::{MAX_LINES_EXAMINED, visible_reply, visible_reply_with_html};
 
     #[test]
     fn a_hundred_thousand_answered_quotes_take_no_stack_and_few_lines() {
@@ -561,6 +347,87 @@ mod tests {
     fn forwarded_messages_are_content() {
         let text = "FYI\n\n---------- Forwarded message ----------\nFrom: bob@example.com\nDate: Tue, Sep 4, 2012\nTo: rob@example.com\n\nText";
         assert_eq!(visible_reply(text), text);
+    }
+
+    #[test]
+    fn quote_headers_in_other_languages_and_forms_are_cut() {
+        for header in [
+            "Ada Example <ada@example.test> schrieb am Di., 3. März 2026\num 10:00 Uhr:",
+            "3 mar 2026 10:00 \"Ada Example\" <ada@example.test> napisał(a):",
+            "3 берез. 2026 р. 10:00 \"Ada Example\" <ada@example.test> пише:",
+            "Op 3 mrt. 2026 om 10:00 heeft Ada Example <ada@example.test> het volgende geschreven:",
+            "在 2026年3月3日 10:00，Ada Example <ada@example.test> 写道：",
+            "2026년 3월 3일 (화) 오전 10:00, Ada Example <ada@example.test>님이 작성:",
+            "2026-03-03 10:00 GMT+01:00 Ada Example",
+            "Ada Example <ada@example.test> wrote:",
+            // A language no list knows: the paragraph above the final quote still reads as its header.
+            "3. märts 2026 10:00 kirjutas Ada Example <ada@example.test>:",
+        ] {
+            let text = format!("Thanks, it works.\n\n{header}\n\n> Old words\n> more old words\n");
+            assert_eq!(visible_reply(&text), "Thanks, it works.", "{header}");
+        }
+        let unquoted = "Thanks.\n\nAda Example <ada@example.test> wrote:\n\nOld words, not quoted.";
+        assert_eq!(visible_reply(unquoted), "Thanks.");
+    }
+
+    #[test]
+    fn original_message_lines_in_other_languages_and_dress_are_cut() {
+        for line in [
+            "*-------- Original Message --------*",
+            "-------- Исходное сообщение --------",
+            "------------------ 原始邮件 ------------------",
+        ] {
+            let text = format!("Done.\n\n{line}\n\nOld words.");
+            assert_eq!(visible_reply(&text), "Done.", "{line}");
+        }
+    }
+
+    #[test]
+    fn pipe_quoted_history_is_cut_but_tables_are_kept() {
+        let text = "Not saved.\n\n\n2026/3/3 Ada Example <ada@example.test>\n\n| Ada replied:\n| ------\n|\n| Old words\n|\n";
+        assert_eq!(visible_reply(text), "Not saved.");
+        let table = "Results:\n\n| a | b |\n| 1 | 2 |";
+        assert_eq!(visible_reply(table), table);
+    }
+
+    #[test]
+    fn a_quote_alone_is_what_the_sender_sent() {
+        assert_eq!(visible_reply("> Only a quote.\n"), "> Only a quote.");
+    }
+
+    #[test]
+    fn a_header_above_the_senders_unquoted_text_is_dropped() {
+        let text = "On 3 Mar 2026 10:00, \"Ada Example\" <ada@example.test> wrote:\n\nMy answer below it.\n\nOn 2 Mar 2026 9:00, Bo <bo@example.test> wrote:\n\n> question\nanswer";
+        assert_eq!(visible_reply(text), "My answer below it.\n\nanswer");
+    }
+
+    #[test]
+    fn footers_tracker_marks_and_dash_signed_names() {
+        assert_eq!(visible_reply("Hi\n\nSent from TypeApp"), "Hi");
+        assert_eq!(visible_reply("Hi\n\nGet Outlook for iOS"), "Hi");
+        assert_eq!(visible_reply("Hi\n\nᐧ\n--\n~~~~"), "Hi");
+        // A name signed with a dash is the sender's words, kept.
+        assert_eq!(visible_reply("Hi\n\n-Jo Example"), "Hi\n\n-Jo Example");
+    }
+
+    #[test]
+    fn an_html_quote_container_cuts_what_the_text_rules_kept() {
+        let text = "Done, thanks.\n\nKaksipäiväinen viesti lähettäjältä Ada\nOld words";
+        let html = r#"<p>Done, thanks.</p><div class="gmail_quote"><p>Kaksipäiväinen viesti lähettäjältä Ada</p><p>Old words</p></div>"#;
+        assert_eq!(visible_reply_with_html(text, Some(html)), "Done, thanks.");
+        assert_eq!(visible_reply_with_html(text, None), text);
+        let other = "<p>Something else entirely</p><div class=\"gmail_quote\">x</div>";
+        assert_eq!(
+            visible_reply_with_html(text, Some(other)),
+            text,
+            "no common start"
+        );
+        let inline = r#"<div class="gmail_quote">Old question</div><p>Answer</p>"#;
+        assert_eq!(
+            visible_reply_with_html(text, Some(inline)),
+            text,
+            "nothing above the quote"
+        );
     }
 
     #[test]
