@@ -9,7 +9,7 @@ use mail_parser::{
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use super::{address, html, params, repair, reply};
+use super::{address, html, params, repair, reply, tnef};
 
 /// One mailbox of an address header, normalized.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -264,10 +264,10 @@ fn from_message(message: &Message<'_>) -> InboundMail {
     mail.text = text_body(message);
     let raw_html = html_body(message);
     mail.html = raw_html.as_deref().and_then(html::sanitize);
-    let expanded = super::tnef::expand(attachments(message));
-    mail.attachments = expanded.files;
+    let (files, container_body) = unpack_containers(attachments(message));
+    mail.attachments = files;
     if mail.text.trim().is_empty()
-        && let Some(body) = expanded.body
+        && let Some(body) = container_body
     {
         mail.text = body;
     }
@@ -286,6 +286,39 @@ fn from_message(message: &Message<'_>) -> InboundMail {
     mail.visible_text = reply::visible_reply_with_html(&mail.text, raw_html.as_deref());
     mail.signals.delivery_report = delivery_report(message);
     mail
+}
+
+/// Each Outlook `winmail.dat` among `files` replaced by the files inside it
+/// (within [`MAX_ATTACHMENTS`] in all), and the body the first one carries.
+fn unpack_containers(files: Vec<Attachment>) -> (Vec<Attachment>, Option<String>) {
+    let mut out: Vec<Attachment> = Vec::with_capacity(files.len());
+    let mut body = None;
+    let others = files
+        .iter()
+        .filter(|f| !tnef::is_container(&f.content_type, f.filename.as_deref()))
+        .count();
+    for file in files {
+        if !tnef::is_container(&file.content_type, file.filename.as_deref()) {
+            out.push(file);
+            continue;
+        }
+        if body.is_none() {
+            body = tnef::body(&file.content);
+        }
+        let room = MAX_ATTACHMENTS.saturating_sub(others.max(out.len()));
+        match tnef::unpack(&file.content, room) {
+            Some(inside) => out.extend(inside.into_iter().map(|f| Attachment {
+                filename: Some(f.name),
+                content_type: f.content_type.to_string(),
+                content: f.content,
+                inline: false,
+                content_id: None,
+            })),
+            None => out.push(file),
+        }
+    }
+    out.truncate(MAX_ATTACHMENTS);
+    (out, body)
 }
 
 fn to_mailbox(addr: &Addr<'_>) -> Option<Mailbox> {

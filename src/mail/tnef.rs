@@ -3,78 +3,47 @@
 //! the message's MAPI properties) the text when the mail has none, so
 //! customers on Exchange are readable. Pure, no I/O.
 
-use super::parse::{Attachment, MAX_ATTACHMENTS};
+/// A file found inside a container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct File {
+    pub name: String,
+    /// Guessed from the name's extension (a container carries no type).
+    pub content_type: &'static str,
+    pub content: Vec<u8>,
+}
 
-/// Whether `file` is a TNEF container.
-pub fn is_tnef(file: &Attachment) -> bool {
+/// Whether a part with this type and file name is a TNEF container.
+pub fn is_container(content_type: &str, filename: Option<&str>) -> bool {
     matches!(
-        file.content_type.as_str(),
+        content_type,
         "application/ms-tnef" | "application/vnd.ms-tnef"
-    ) || file
-        .filename
-        .as_deref()
-        .is_some_and(|n| n.eq_ignore_ascii_case("winmail.dat"))
+    ) || filename.is_some_and(|n| n.eq_ignore_ascii_case("winmail.dat"))
 }
 
 /// The files inside a TNEF container, at most `room` of them; `None` when
 /// it cannot be read or holds no file (then it stays as it came).
-pub fn unpack(container: &[u8], room: usize) -> Option<Vec<Attachment>> {
+pub fn unpack(container: &[u8], room: usize) -> Option<Vec<File>> {
     let files = tnef::read_attachments(container).ok()?;
-    let unpacked: Vec<Attachment> = files
+    let unpacked: Vec<File> = files
         .into_iter()
-        .take(room.min(MAX_ATTACHMENTS))
+        .take(room)
         .map(|file| {
             let name = file
                 .transport_filename
                 .filter(|n| !n.trim().is_empty())
                 .unwrap_or(file.title);
-            Attachment {
-                content_type: content_type_of(&name).to_string(),
-                filename: Some(name),
+            File {
+                content_type: content_type_of(&name),
+                name,
                 content: file.data.to_vec(),
-                inline: false,
-                content_id: None,
             }
         })
         .collect();
     (!unpacked.is_empty()).then_some(unpacked)
 }
 
-/// What the containers of a message held.
-#[derive(Debug, Default)]
-pub struct Expanded {
-    /// The attachments, each container replaced by the files inside it,
-    /// at most [`MAX_ATTACHMENTS`] in all.
-    pub files: Vec<Attachment>,
-    /// The plain-text body a container carried, if any.
-    pub body: Option<String>,
-}
-
-/// Replaces each TNEF container among `files` by the files inside it and
-/// finds the body it carries.
-pub fn expand(files: Vec<Attachment>) -> Expanded {
-    let mut out = Expanded::default();
-    let others = files.iter().filter(|f| !is_tnef(f)).count();
-    for file in files {
-        if !is_tnef(&file) {
-            out.files.push(file);
-            continue;
-        }
-        if out.body.is_none() {
-            out.body = body(&file.content);
-        }
-        let room = MAX_ATTACHMENTS.saturating_sub(others.max(out.files.len()));
-        match unpack(&file.content, room) {
-            Some(inside) => out.files.extend(inside),
-            None => out.files.push(file),
-        }
-    }
-    out.files.truncate(MAX_ATTACHMENTS);
-    out
-}
-
 /// The `PR_BODY` among the message's MAPI properties (`attMsgProps`).
-fn body(container: &[u8]) -> Option<String> {
+pub fn body(container: &[u8]) -> Option<String> {
     let reader = tnef::TnefReader::new(container).ok()?;
     let code_page = reader.get_code_page();
     for attribute in reader {
@@ -217,7 +186,7 @@ fn content_type_of(name: &str) -> &'static str {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
 
     /// One TNEF attribute: level, id, length, data, checksum.
@@ -239,7 +208,7 @@ pub(crate) mod tests {
     }
 
     /// A winmail.dat as Outlook writes it, holding `files` (name, bytes).
-    pub(crate) fn winmail(files: &[(&str, &[u8])]) -> Vec<u8> {
+    fn winmail(files: &[(&str, &[u8])]) -> Vec<u8> {
         let mut out = 0x223e_9f78u32.to_le_bytes().to_vec();
         out.extend_from_slice(&1u16.to_le_bytes());
         out.extend(attribute(1, 0x0008_9006, &[0, 0, 1, 0]));
@@ -259,16 +228,6 @@ pub(crate) mod tests {
             out.extend(attribute(2, 0x0006_9005, &[0, 0, 0, 0]));
         }
         out
-    }
-
-    fn container(content: Vec<u8>) -> Attachment {
-        Attachment {
-            filename: Some("winmail.dat".into()),
-            content_type: "application/ms-tnef".into(),
-            content,
-            inline: false,
-            content_id: None,
-        }
     }
 
     /// `attMsgProps` holding a flag and `PR_BODY` as UTF-16.
@@ -295,51 +254,37 @@ pub(crate) mod tests {
             0x0006_9003,
             &props_with_body("Grüße, the printer is fixed."),
         ));
-        let expanded = expand(vec![container(data)]);
-        assert_eq!(
-            expanded.body.as_deref(),
-            Some("Grüße, the printer is fixed.")
-        );
+        assert_eq!(body(&data).as_deref(), Some("Grüße, the printer is fixed."));
         let mut broken = props_with_body("x");
         broken.truncate(broken.len() - 3);
         let mut data = winmail(&[]);
         data.extend(attribute(1, 0x0006_9003, &broken));
-        assert_eq!(expand(vec![container(data)]).body, None);
+        assert_eq!(body(&data), None);
     }
 
     #[test]
-    fn the_files_inside_a_winmail_dat_become_attachments() {
+    fn the_files_inside_a_winmail_dat_are_found() {
         let data = winmail(&[("report.pdf", b"%PDF-1.4 x"), ("notes.txt", b"hello")]);
-        let files = expand(vec![container(data)]).files;
-        let names: Vec<_> = files.iter().filter_map(|f| f.filename.as_deref()).collect();
+        let files = unpack(&data, 10).expect("files");
+        let names: Vec<_> = files.iter().map(|f| f.name.as_str()).collect();
         assert_eq!(names, ["report.pdf", "notes.txt"]);
         assert_eq!(files[0].content_type, "application/pdf");
         assert_eq!(files[0].content, b"%PDF-1.4 x");
-        assert_eq!(files[1].content, b"hello");
+        assert_eq!(unpack(&data, 1).map(|f| f.len()), Some(1));
+        assert!(is_container("application/ms-tnef", None));
+        assert!(is_container(
+            "application/octet-stream",
+            Some("WINMAIL.DAT")
+        ));
+        assert!(!is_container("application/pdf", Some("a.pdf")));
     }
 
     #[test]
-    fn an_unreadable_or_empty_container_stays_as_it_came() {
-        for content in [b"not tnef at all".to_vec(), winmail(&[])] {
-            let files = expand(vec![container(content.clone())]).files;
-            assert_eq!(files.len(), 1);
-            assert_eq!(files[0].content, content);
-        }
+    fn an_unreadable_or_empty_container_has_no_files() {
+        assert_eq!(unpack(b"not tnef at all", 10), None);
+        assert_eq!(unpack(&winmail(&[]), 10), None);
         let mut truncated = winmail(&[("a.txt", b"abc")]);
         truncated.truncate(truncated.len() - 7);
-        assert_eq!(expand(vec![container(truncated)]).files.len(), 1);
-    }
-
-    #[test]
-    fn a_container_cannot_exceed_the_attachment_limit() {
-        let many: Vec<(String, Vec<u8>)> = (0..MAX_ATTACHMENTS + 20)
-            .map(|i| (format!("f{i}.txt"), vec![b'x']))
-            .collect();
-        let borrowed: Vec<(&str, &[u8])> = many
-            .iter()
-            .map(|(n, b)| (n.as_str(), b.as_slice()))
-            .collect();
-        let files = expand(vec![container(winmail(&borrowed))]).files;
-        assert_eq!(files.len(), MAX_ATTACHMENTS);
+        assert_eq!(unpack(&truncated, 10), None);
     }
 }
