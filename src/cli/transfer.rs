@@ -123,7 +123,7 @@ struct TicketOut {
 pub async fn export(ctx: &Ctx, args: ExportArgs) -> Result<(), CliError> {
     const EXPORTING: &str = "cannot export";
     let (_store, mut conn) = ctx.connection().await?;
-    let organization_ids = match &args.org {
+    let organization_id = match &args.org {
         Some(name) => {
             let id = admin::organization_id(&mut conn, name)
                 .await
@@ -150,7 +150,7 @@ pub async fn export(ctx: &Ctx, args: ExportArgs) -> Result<(), CliError> {
             write(args.format, &rows)
         }
         What::Contacts => {
-            let mut list = directory::list_contacts(&mut conn, organization_ids, None)
+            let mut list = directory::list_contacts(&mut conn, organization_id, None)
                 .await
                 .context(EXPORTING)?;
             list.sort_by(|a, b| a.email.cmp(&b.email));
@@ -175,7 +175,7 @@ pub async fn export(ctx: &Ctx, args: ExportArgs) -> Result<(), CliError> {
         What::Tickets => {
             let filter = Filter {
                 status: args.status,
-                organization_id: organization_ids,
+                organization_id,
                 priority: args.priority,
                 with_children: args.with_children,
                 since: args.since,

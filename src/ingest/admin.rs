@@ -23,10 +23,7 @@ pub struct NewOrganization<'a> {
 
 /// The id of the organization named `name`; an unknown name is `NotFound`.
 pub async fn organization_id(conn: &mut Conn, name: &str) -> Result<i64, StoreError> {
-    directory::organization_by_name(conn, name)
-        .await?
-        .map(|o| o.id)
-        .ok_or_else(|| StoreError::NotFound(format!("no organization named `{name}`")))
+    Ok(organization(conn, name).await?.id)
 }
 
 /// Adds an organization with its domains and shared addresses; returns its id.

@@ -120,11 +120,7 @@ async fn create(
     } else {
         &input.mail.visible_text
     };
-    let posting = posting(input, author, Some(author_id), text, false);
-    let posting = Posting {
-        people: &people,
-        ..posting
-    };
+    let posting = posting(input, author, author_id, text, false, &people);
     service
         .add_message(conn, ticket_id, &posting, Announce::NewTicket { by_agent })
         .await?;
@@ -239,11 +235,9 @@ async fn create_forwarded(
             Announce::Nobody,
         )
         .await?;
-    let note = posting(input, agent, Some(agent_id), input.agent_text, true);
     let note = Posting {
         attachments: &[],
-        people: &people,
-        ..note
+        ..posting(input, agent, agent_id, input.agent_text, true, &people)
     };
     service
         .add_message(
@@ -309,11 +303,7 @@ async fn append(
         (true, false, true) => (input.agent_text, true, Announce::Nobody),
         (true, false, false) => (input.agent_text, false, Announce::Message(Written::ByAgent)),
     };
-    let posting = posting(input, author, Some(author_id), text, stored_internal);
-    let posting = Posting {
-        people: &people,
-        ..posting
-    };
+    let posting = posting(input, author, author_id, text, stored_internal, &people);
     // The status first, so that the answer shows the ticket as it now is.
     if let Some((_, to)) = status_change {
         service
@@ -385,13 +375,15 @@ async fn record(
     ))
 }
 
-/// The mail as a message of `author` showing `text`.
+/// The mail as a message of `author` (row `author_id`) showing `text`, with
+/// the people the pipeline knows.
 fn posting<'a>(
     input: &'a Input<'a>,
     author: &Author,
-    author_id: Option<i64>,
+    author_id: i64,
     text: &'a str,
     internal: bool,
+    people: &'a People,
 ) -> Posting<'a> {
     Posting {
         mail: input.mail,
@@ -399,13 +391,13 @@ fn posting<'a>(
             Author::Agent { .. } => AuthorKind::Agent,
             Author::Contact { .. } | Author::NewContact { .. } => AuthorKind::Contact,
         },
-        author_id,
+        author_id: Some(author_id),
         text,
         attachments: &input.mail.attachments,
         internal,
         classification: input.classification.as_str(),
         raw_stored: true,
-        people: input.people,
+        people,
     }
 }
 

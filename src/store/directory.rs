@@ -399,14 +399,15 @@ pub async fn organization_children(
 /// Deletes an organization with its domains and shared addresses; the
 /// caller checks first that nothing else refers to it.
 pub async fn delete_organization(conn: &mut Conn, organization_id: i64) -> Result<(), StoreError> {
-    sqlx::query("DELETE FROM organization_domains WHERE organization_id = $1")
+    for list in [OrganizationList::Domains, OrganizationList::Notify] {
+        let (table, _) = list.table_and_column();
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DELETE FROM {table} WHERE organization_id = $1"
+        )))
         .bind(organization_id)
         .execute(&mut *conn)
         .await?;
-    sqlx::query("DELETE FROM organization_notify_addresses WHERE organization_id = $1")
-        .bind(organization_id)
-        .execute(&mut *conn)
-        .await?;
+    }
     sqlx::query("DELETE FROM organizations WHERE id = $1")
         .bind(organization_id)
         .execute(&mut *conn)
